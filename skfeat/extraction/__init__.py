@@ -1,0 +1,7 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Feature extractors: pretrained networks as scikit-learn transformers."""
+
+from skfeat.extraction._deep import DeepFeatureExtractor
+
+__all__ = ["DeepFeatureExtractor"]

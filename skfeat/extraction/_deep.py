@@ -1,0 +1,286 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""DeepFeatureExtractor: features of a frozen pretrained network as a transformer."""
+
+import os
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import validate_data
+from torch.utils.data import DataLoader
+from torchvision.models import WeightsEnum
+from tqdm.auto import tqdm
+
+from skfeat.extraction._cache import cached_backbone
+from skfeat.extraction._inputs import image_dataset, looks_like_vectors
+from skfeat.models._backbone import POOLINGS
+from skfeat.models._registry import backbone_input_kind
+from skfeat.utils._torch import PRECISIONS, autocast_dtype, resolve_device
+
+
+class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Features of a frozen pretrained network, as a scikit-learn transformer.
+
+    Images go through the network's own preprocessing (resize, centre crop,
+    normalisation) and a batched forward pass in ``eval`` mode under
+    ``torch.inference_mode``; the output is one float32 row per image.  The
+    extractor is stateless: ``fit`` only validates and records the resolved
+    weights, and ``transform`` works without it.  The network is built on
+    first use and cached per process, so clones (as in ``GridSearchCV``) share
+    it and pickles hold parameters only.
+
+    Parameters
+    ----------
+    model : str or callable, default="resnet50"
+        A torchvision classification model (``"resnet50"``, ``"vit_b_16"``,
+        ``"efficientnet_b0"``, ``"convnext_tiny"``, ...), a name registered
+        with :func:`skfeat.models.register_backbone` (see
+        :func:`skfeat.models.list_backbones`), or a zero-argument callable
+        returning an ``nn.Module``.
+    weights : str, os.PathLike, WeightsEnum or None, default="DEFAULT"
+        ``"DEFAULT"`` or a name such as ``"IMAGENET1K_V1"`` (or a member of the
+        model's torchvision ``WeightsEnum``) loads pretrained weights from the
+        torch hub cache under ``TORCH_HOME``, downloading them when the
+        network allows.  A path to a ``.pth``/``.pt`` (or ``.safetensors``)
+        file loads a local checkpoint with ``weights_only=True``.  None
+        initialises the network randomly under a fixed seed (for tests).  For
+        a callable ``model``, ``"DEFAULT"`` keeps the module as returned.
+        Note that torchvision's ``"DEFAULT"`` for resnet50 is
+        ``IMAGENET1K_V2``; linear-probe literature uses ``IMAGENET1K_V1``.
+    layer : str, default=None
+        None takes the pre-logits vector: the input of the network's last
+        ``nn.Linear`` (2048 features for resnet50, 768 for vit_b_16).
+        ``"logits"`` takes the network's output.  Any other value names a node
+        of torchvision's feature extraction, e.g. ``"layer3"``.
+    pooling : {"avg", "max", "gem"} or None, default="avg"
+        How a spatial map ``(n, C, H, W)`` (or a token sequence ``(n, L, C)``)
+        from ``layer`` becomes a vector: average, max or generalised-mean
+        (p = 3) pooling; None flattens it.
+    image_size : int, default=None
+        Side of the centre crop fed to the network.  None uses the weights'
+        own preprocessing; a smaller value trades accuracy for speed, keeping
+        the weights' resize-to-crop ratio.
+    batch_size : int, default=32
+        Images per forward pass; memory is bounded by the batch, not by the
+        number of images.
+    num_workers : int, default=0
+        Worker processes of the ``DataLoader`` that decodes and resizes
+        images; 0 decodes in the main process.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses the GPU when one is available, resolved at transform
+        time in the process that runs it.
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Autocast precision of the forward pass; ``"auto"`` is bfloat16 (or
+        float16) on CUDA and float32 on the CPU.  Outputs are float32 always.
+    verbose : int, default=0
+        Show a progress bar when positive.
+
+    Attributes
+    ----------
+    weights_ : str
+        The resolved weights, e.g. ``"ResNet50_Weights.IMAGENET1K_V2"``,
+        ``"checkpoint:<path>#sha256=<digest>"`` or ``"random-init(seed=0)"``.
+    n_features_in_ : int
+        Number of input columns; set only for vector backbones such as
+        ``"mlp"``, which take 2-D input.
+
+    See Also
+    --------
+    skfeat.models.get_backbone : The network behind the extractor.
+    skfeat.SeAClassifier : A classifier for the extracted features.
+
+    Notes
+    -----
+    Accepted image inputs, all giving identical features for the same pixels:
+
+    - arrays of shape ``(n, H, W)`` (grayscale), ``(n, H, W, C)`` or
+      ``(n, C, H, W)``. The last axis is the channel axis when its size is 1,
+      3 or 4; otherwise axis 1 must be. uint8 (or integer) pixels lie in
+      [0, 255], float pixels in [0, 1];
+    - lists of PIL images, of single-image arrays of any size, or of file
+      paths (``str`` or ``pathlib.Path``), decoded lazily in the data loader;
+    - a ``torch.utils.data.Dataset`` yielding images or ``(image, label)``.
+
+    Grayscale images are replicated to three channels and an alpha channel is
+    dropped, as PIL's ``convert("RGB")`` does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skfeat import DeepFeatureExtractor
+    >>> images = np.random.RandomState(0).randint(0, 256, (5, 40, 40, 3), dtype=np.uint8)
+    >>> extractor = DeepFeatureExtractor("tiny_cnn", weights=None)
+    >>> features = extractor.fit_transform(images)
+    >>> features.shape, features.dtype
+    ((5, 16), dtype('float32'))
+    >>> extractor.weights_
+    'random-init(seed=0)'
+    >>> extractor.get_feature_names_out()[:2]
+    array(['deepfeatureextractor0', 'deepfeatureextractor1'], dtype=object)
+    """
+
+    _parameter_constraints = {
+        "model": [str, callable],
+        "weights": [str, os.PathLike, WeightsEnum, None],
+        "layer": [str, None],
+        "pooling": [StrOptions(set(POOLINGS)), None],
+        "image_size": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        model="resnet50",
+        *,
+        weights="DEFAULT",
+        layer=None,
+        pooling="avg",
+        image_size=None,
+        batch_size=32,
+        num_workers=0,
+        device="auto",
+        precision="auto",
+        verbose=0,
+    ):
+        self.model = model
+        self.weights = weights
+        self.layer = layer
+        self.pooling = pooling
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = device
+        self.precision = precision
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Validate the parameters and inputs, and load the network.
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Images (see Notes of the class), or a 2-D array for vector
+            backbones.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The extractor.
+        """
+        self._validate_params()
+        backbone, _ = self._prepare(X, reset=True)
+        self.weights_ = backbone.weights_id
+        return self
+
+    def transform(self, X):
+        """Extract one feature vector per image.
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Images (see Notes of the class), or a 2-D array for vector
+            backbones.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out), dtype float32
+            Rows in the order of ``X``.
+        """
+        self._validate_params()
+        backbone, batches = self._prepare(X, reset=False)
+        return self._extract(backbone, batches)
+
+    def featurize_batch(self, X):
+        """Extract features of one in-memory batch; the entry point for Spark, Ray and Dask.
+
+        Equivalent to :meth:`transform`, named for use as the batch function
+        of distributed engines (``predict_batch_udf``, ``map_batches``,
+        ``map_partitions``).
+
+        Parameters
+        ----------
+        X : ndarray
+            A batch of images, or of vectors for vector backbones.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out), dtype float32
+            Rows in the order of ``X``.
+        """
+        return self.transform(X)
+
+    @property
+    def _n_features_out(self):
+        """Width of the output vectors, probed on the cached backbone."""
+        if hasattr(self, "n_features_in_"):
+            probe = np.zeros((1, self.n_features_in_), dtype=np.float32)
+        elif backbone_input_kind(self.model) == "vector":
+            raise AttributeError("the output width of a vector backbone is known after fit")
+        else:  # any image size works: images are resized to the network's crop
+            probe = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+        return self._extract(*self._prepare(probe, reset=False)).shape[1]
+
+    def _backbone(self, in_features):
+        return cached_backbone(
+            self.model,
+            weights=self.weights,
+            layer=self.layer,
+            pooling=self.pooling,
+            in_features=in_features,
+            device=resolve_device(self.device),
+        )
+
+    def _prepare(self, X, *, reset):
+        """Validate ``X``; return the backbone and an iterable of input batches."""
+        kind = backbone_input_kind(self.model)
+        if kind is None:
+            kind = "vector" if looks_like_vectors(X) else "image"
+        if kind == "vector":
+            X = validate_data(self, X, reset=reset, dtype=np.float32)
+            backbone = self._backbone(X.shape[1])
+            X = torch.from_numpy(np.require(X, requirements=["W"]))
+            return backbone, X.split(self.batch_size)
+        backbone = self._backbone(None)
+        preprocessing = backbone.preprocessing
+        if self.image_size is not None:
+            preprocessing = preprocessing.with_image_size(self.image_size)
+        dataset = image_dataset(X, preprocessing)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=resolve_device(self.device).type == "cuda",
+        )
+        return backbone, loader
+
+    def _extract(self, backbone, batches):
+        device = resolve_device(self.device)
+        dtype = autocast_dtype(self.precision, device)
+        images = backbone.input_kind != "vector" and isinstance(batches, DataLoader)
+        chunks = []
+        progress = tqdm(batches, disable=not self.verbose, desc="extracting", unit="batch")
+        with torch.inference_mode(), torch.autocast(
+            device.type, dtype=dtype, enabled=dtype is not None
+        ):
+            for batch in progress:
+                batch = batch.to(device, non_blocking=True)
+                if images:
+                    batch = backbone.preprocessing.normalize(batch)
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                chunks.append(backbone(batch).float().cpu())
+        return torch.cat(chunks).numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags

@@ -1,0 +1,237 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Turn the image containers users pass into datasets of preprocessed tensors.
+
+Every source decodes to a float32 RGB tensor of shape (3, H, W) in [0, 1]
+before resizing, so the same pixels give the same features whatever their
+container: a uint8 array, a float array divided by 255, a PIL image or a PNG
+file.
+"""
+
+import numbers
+import os
+
+import numpy as np
+import PIL.Image
+import torch
+from torch.utils.data import Dataset
+
+_CHANNEL_SIZES = (1, 3, 4)
+_IMAGE_FORMATS = (
+    "(n, H, W) grayscale, (n, H, W, C) or (n, C, H, W) arrays with C in {1, 3, 4}, "
+    "a list of PIL images, arrays or file paths, or a torch Dataset of images"
+)
+
+
+def looks_like_vectors(X):
+    """Tell whether ``X`` is a 2-D numeric table rather than a set of images."""
+    shape = getattr(X, "shape", None)
+    if shape is not None:
+        return len(shape) == 2 and getattr(X, "dtype", None) != object
+    return (
+        isinstance(X, list)
+        and len(X) > 0
+        and isinstance(X[0], (list, tuple))
+        and len(X[0]) > 0
+        and isinstance(X[0][0], numbers.Number)
+    )
+
+
+def pixel_divisor(values, what):
+    """Check pixel dtype and range; return the divisor that maps them to [0, 1].
+
+    Integer pixels must lie in [0, 255] and are divided by 255; float pixels
+    must be finite and lie in [0, 1].
+    """
+    if values.dtype == bool or values.dtype.kind not in "uif":
+        raise TypeError(
+            f"{what} must hold uint8 (or other integer) pixels in [0, 255] or float "
+            f"pixels in [0, 1]; got dtype {values.dtype}."
+        )
+    if values.size == 0:
+        raise ValueError(f"{what} holds an empty image of shape {values.shape}.")
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise ValueError(f"{what} contains NaN or infinite pixel values.")
+        low, high, limit = values.min(), values.max(), 1.0
+    else:
+        low, high, limit = values.min(), values.max(), 255
+    if low < 0 or high > limit:
+        raise ValueError(
+            f"{what} has pixel values in [{low}, {high}]; {values.dtype} pixels must "
+            f"lie in [0, {limit}]. Scale float images to [0, 1] or pass uint8."
+        )
+    return 1 if values.dtype.kind == "f" else 255
+
+
+def channel_axis(shape, what):
+    """Return the channel axis of one image shape (H, W, C) or (C, H, W).
+
+    The last axis is the channel axis when its size is 1, 3 or 4; otherwise
+    the first axis must be.
+    """
+    if shape[-1] in _CHANNEL_SIZES:
+        return -1
+    if shape[0] in _CHANNEL_SIZES:
+        return 0
+    raise ValueError(
+        f"{what} has shape {shape}: neither the last nor the first image axis has "
+        "1, 3 or 4 channels."
+    )
+
+
+def _to_rgb_tensor(image_hwc, divisor):
+    """uint8/float (H, W, C) array -> float32 (3, H, W) tensor in [0, 1]."""
+    writable = np.require(image_hwc, requirements=["C", "W"])
+    tensor = torch.from_numpy(writable).permute(2, 0, 1)
+    tensor = tensor.to(torch.float32)
+    if divisor != 1:
+        tensor = tensor / divisor
+    channels = tensor.shape[0]
+    if channels == 1:
+        return tensor.expand(3, -1, -1)
+    return tensor[:3]
+
+
+def _image_array_to_hwc(image, what):
+    if image.ndim == 2:
+        return image[:, :, None]
+    if image.ndim != 3:
+        raise ValueError(
+            f"{what} is an array of shape {image.shape}; one image must be (H, W), "
+            "(H, W, C) or (C, H, W)."
+        )
+    return image if channel_axis(image.shape, what) == -1 else image.transpose(1, 2, 0)
+
+
+def _open_image_file(path):
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"X: {path!r} is a directory, not an image file.")
+    try:
+        with PIL.Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"X: image file {path!r} does not exist.") from exc
+    except (PIL.UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"X: cannot read {path!r} as an image ({exc}).") from exc
+
+
+def decode_image(item, what="X"):
+    """Decode one image of any supported type to a float (3, H, W) tensor."""
+    if isinstance(item, (str, os.PathLike)):
+        return _to_rgb_tensor(_open_image_file(item), 255)
+    if isinstance(item, PIL.Image.Image):
+        return _to_rgb_tensor(np.asarray(item.convert("RGB")), 255)
+    if isinstance(item, torch.Tensor):
+        item = item.detach().cpu().numpy()
+    if isinstance(item, (np.ndarray, list, tuple)):
+        try:
+            array = np.asarray(item)
+        except ValueError as exc:
+            raise ValueError(f"{what} is a ragged nested list: {exc}") from exc
+        image = _image_array_to_hwc(array, what)
+        return _to_rgb_tensor(image, pixel_divisor(image, what))
+    raise TypeError(
+        f"{what} has unsupported type {type(item).__name__}; expected {_IMAGE_FORMATS}."
+    )
+
+
+class ArrayImages(Dataset):
+    """A dataset over an image array of shape (n, H, W), (n, H, W, C) or (n, C, H, W).
+
+    Pixel values are validated once for the whole array.
+    """
+
+    def __init__(self, images, preprocessing):
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4:
+            hint = (
+                " 2-D input is for vector backbones such as 'mlp'."
+                if images.ndim == 2
+                else ""
+            )
+            raise ValueError(
+                f"X has shape {images.shape}; expected {_IMAGE_FORMATS}.{hint}"
+            )
+        if len(images) == 0:
+            raise ValueError("X is empty: found 0 images.")
+        if channel_axis(images.shape[1:], "X") == 0:
+            images = images.transpose(0, 2, 3, 1)
+        self.divisor = pixel_divisor(images, "X")
+        self.images = images
+        self.preprocessing = preprocessing
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        image = _to_rgb_tensor(self.images[index], self.divisor)
+        return self.preprocessing.resize_and_crop(image)
+
+
+class ItemImages(Dataset):
+    """A dataset over a sequence of images of any supported type and size."""
+
+    def __init__(self, items, preprocessing):
+        if len(items) == 0:
+            raise ValueError("X is empty: found 0 images.")
+        self.items = items
+        self.preprocessing = preprocessing
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        item = self.items[index]
+        if isinstance(self.items, Dataset) and isinstance(item, (tuple, list)):
+            item = item[0]
+        image = decode_image(item, what=f"X[{index}]")
+        return self.preprocessing.resize_and_crop(image)
+
+
+def image_dataset(X, preprocessing):
+    """Wrap any supported image container in a dataset of preprocessed tensors.
+
+    Parameters
+    ----------
+    X : array-like, sequence or torch.utils.data.Dataset
+        The images; see ``DeepFeatureExtractor.transform``.
+    preprocessing : ImagePreprocessing
+        Resize and crop applied per image.
+
+    Returns
+    -------
+    dataset : torch.utils.data.Dataset
+        Yields float32 tensors of shape (3, crop, crop), not yet normalised.
+    """
+    if isinstance(X, (str, os.PathLike, PIL.Image.Image)):
+        raise TypeError(
+            f"X must be a collection of images, not a single {type(X).__name__}; "
+            "wrap it in a list."
+        )
+    if isinstance(X, Dataset):
+        try:
+            len(X)
+        except TypeError as exc:
+            raise TypeError("X: a torch Dataset must define __len__.") from exc
+        return ItemImages(X, preprocessing)
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        return ArrayImages(X, preprocessing)
+    if not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
+        raise TypeError(f"X has unsupported type {type(X).__name__}; expected {_IMAGE_FORMATS}.")
+    items = list(X)
+    if items and all(isinstance(item, (list, tuple)) for item in items):
+        try:
+            return ArrayImages(np.asarray(items), preprocessing)
+        except ValueError as exc:
+            if "inhomogeneous" not in str(exc):
+                raise
+            raise ValueError(
+                "X: nested lists must form a regular array; the images have "
+                f"different shapes ({exc})."
+            ) from exc
+    return ItemImages(items, preprocessing)

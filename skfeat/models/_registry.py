@@ -1,0 +1,286 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Backbone registry and ``get_backbone``: names, callables and weights to modules."""
+
+import dataclasses
+import difflib
+import fnmatch
+import re
+
+import torchvision
+from torch import nn
+from torchvision.models import WeightsEnum
+from torchvision.models.feature_extraction import (
+    create_feature_extractor,
+    get_graph_node_names,
+)
+
+from skfeat.models._backbone import Backbone
+from skfeat.models._preprocessing import ImagePreprocessing
+from skfeat.models._weights import (
+    build_torchvision_model,
+    file_digest,
+    is_checkpoint_path,
+    load_checkpoint,
+    load_state_dict_into,
+    torchvision_weights,
+)
+from skfeat.utils import seeded
+
+RANDOM_INIT_SEED = 0
+INPUT_KINDS = ("image", "vector")
+_DEFAULT_IMAGE_PREPROCESSING = ImagePreprocessing(resize_size=256, crop_size=224)
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """A registered backbone: a builder of feature networks and its metadata."""
+
+    name: str
+    builder: object
+    input_kind: str
+    preprocessing: ImagePreprocessing | None
+
+
+_REGISTRY = {}
+
+
+def register_backbone(name=None, *, input_kind="image", preprocessing=None):
+    """Register a builder of feature networks under a lower_snake name.
+
+    The builder is called as ``builder(weights=weights, **kwargs)``; it returns
+    an ``nn.Module`` whose output is the feature (no classification head).
+    ``weights`` is None or a weights *name*: the builder loads named weights
+    itself or raises ``ValueError``.  Random initialisation (``None``) runs
+    under a fixed seed, and checkpoint paths are loaded by skfeat after the
+    builder returns.  Vector backbones receive ``in_features``.
+
+    Parameters
+    ----------
+    name : str, default=None
+        Registry key; defaults to the builder's ``__name__``.
+    input_kind : {"image", "vector"}, default="image"
+        ``"image"`` backbones take ``(n, 3, H, W)`` batches, ``"vector"``
+        backbones ``(n, d)`` batches.
+    preprocessing : ImagePreprocessing, default=None
+        Preprocessing of image backbones; None means ImageNet statistics with
+        a 256-pixel resize and a 224-pixel crop.
+
+    Returns
+    -------
+    decorator : callable
+        Registers and returns the builder unchanged.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skfeat.models import get_backbone, register_backbone
+    >>> @register_backbone("doc_linear", input_kind="vector")
+    ... def doc_linear(weights=None, in_features=4):
+    ...     return nn.Linear(in_features, 2)
+    >>> get_backbone("doc_linear", in_features=3).input_kind
+    'vector'
+    """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}; got {input_kind!r}.")
+
+    def decorator(builder):
+        key = builder.__name__ if name is None else name
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            raise ValueError(f"backbone names are lower_snake_case; got {key!r}.")
+        if key in _REGISTRY or key in _torchvision_models():
+            raise ValueError(f"a backbone named {key!r} is already registered.")
+        if preprocessing is None and input_kind == "image":
+            prep = _DEFAULT_IMAGE_PREPROCESSING
+        else:
+            prep = preprocessing
+        _REGISTRY[key] = BackboneSpec(key, builder, input_kind, prep)
+        return builder
+
+    return decorator
+
+
+def _torchvision_models():
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def list_backbones(include=None):
+    """List the backbone names that ``get_backbone`` accepts.
+
+    These are skfeat's registered backbones and torchvision's classification
+    models.
+
+    Parameters
+    ----------
+    include : str or sequence of str, default=None
+        fnmatch patterns; only names matching one of them are listed.
+
+    Returns
+    -------
+    names : list of str
+        Sorted names.
+
+    Examples
+    --------
+    >>> from skfeat.models import list_backbones
+    >>> list_backbones(include="resnet1*")
+    ['resnet101', 'resnet152', 'resnet18']
+    """
+    names = sorted(set(_REGISTRY) | set(_torchvision_models()))
+    if include is None:
+        return names
+    patterns = [include] if isinstance(include, str) else list(include)
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def get_backbone(model="resnet50", *, weights=None, layer=None, pooling="avg", in_features=None):
+    """Build a feature network from a name or a callable, with its weights.
+
+    Parameters
+    ----------
+    model : str or callable, default="resnet50"
+        A name from :func:`list_backbones`, or a zero-argument callable
+        returning an ``nn.Module`` (a class, a function, a
+        ``functools.partial``).
+    weights : None, str, os.PathLike or WeightsEnum, default=None
+        None initialises randomly under a fixed seed.  For torchvision models,
+        ``"DEFAULT"``, a weights name such as ``"IMAGENET1K_V1"`` or a
+        ``WeightsEnum`` member loads pretrained weights from the torch hub
+        cache (downloading them when the network allows).  A path loads a
+        local checkpoint with ``torch.load(weights_only=True)`` (or
+        safetensors).
+    layer : str, default=None
+        None selects the pre-logits features: the input of the network's last
+        ``nn.Linear`` (its output when it has none; registered backbones
+        already output features).  ``"logits"`` keeps the full output.  Any
+        other value is a node name of torchvision's feature extraction
+        (``torchvision.models.feature_extraction.get_graph_node_names``).
+    pooling : {"avg", "max", "gem"} or None, default="avg"
+        How spatial maps or token sequences are reduced to vectors.
+    in_features : int, default=None
+        Input width, passed to vector backbones.
+
+    Returns
+    -------
+    backbone : Backbone
+        A fresh module in training mode; its ``weights_id`` names the weights.
+
+    Examples
+    --------
+    >>> from skfeat.models import get_backbone
+    >>> net = get_backbone("tiny_cnn").eval()
+    >>> import torch
+    >>> net(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 16])
+    """
+    if isinstance(model, str):
+        if model in _REGISTRY:
+            spec = _REGISTRY[model]
+            kwargs = {"in_features": in_features} if spec.input_kind == "vector" else {}
+            network, weights_id = _build(spec.builder, weights, kwargs, named_ok=True)
+            return _finish(network, spec.input_kind, spec.preprocessing, weights_id,
+                           layer=layer, pooling=pooling, cut_head=False)
+        if model in _torchvision_models():
+            network, weights_id, prep = _build_torchvision(model, weights)
+            return _finish(network, "image", prep, weights_id,
+                           layer=layer, pooling=pooling, cut_head=True)
+    backbone_input_kind(model)  # raises the errors for bad names and types
+    if weights == "DEFAULT":
+        weights = None
+    network, weights_id = _build(model, weights, {}, named_ok=False)
+    if not isinstance(network, nn.Module):
+        raise TypeError(
+            f"model={model!r} returned {type(network).__name__}, not an nn.Module."
+        )
+    return _finish(network, None, _DEFAULT_IMAGE_PREPROCESSING, weights_id,
+                   layer=layer, pooling=pooling, cut_head=True)
+
+
+def backbone_input_kind(model):
+    """Return what ``model`` consumes: "image", "vector", or None for callables.
+
+    Raises ``ValueError`` for unknown names (with close matches) and
+    ``TypeError`` for values that are neither names nor callables.
+    """
+    if isinstance(model, str):
+        if model in _REGISTRY:
+            return _REGISTRY[model].input_kind
+        if model in _torchvision_models():
+            return "image"
+        matches = difflib.get_close_matches(model, list_backbones(), n=5, cutoff=0.5)
+        hint = f" Close matches: {matches}." if matches else ""
+        raise ValueError(
+            f"model={model!r} is not a known backbone.{hint} See "
+            "skfeat.models.list_backbones() for all names, or pass a callable "
+            "returning an nn.Module."
+        )
+    if not callable(model):
+        raise TypeError(
+            f"model must be a backbone name or a callable returning an nn.Module; "
+            f"got {type(model).__name__}."
+        )
+    return None
+
+
+def _build(builder, weights, kwargs, *, named_ok):
+    """Call a builder; load a checkpoint afterwards when ``weights`` is a path."""
+    if weights is None or is_checkpoint_path(weights):
+        with seeded(RANDOM_INIT_SEED):
+            network = builder(**({"weights": None} if named_ok else {}), **kwargs)
+        if weights is None:
+            return network, f"random-init(seed={RANDOM_INIT_SEED})"
+        load_state_dict_into(network, load_checkpoint(weights), repr(str(weights)))
+        return network, f"checkpoint:{weights}#sha256={file_digest(weights)}"
+    if not named_ok or isinstance(weights, WeightsEnum):
+        raise ValueError(
+            f"weights={weights!r} is not supported for this model: use None or a "
+            "path to a local checkpoint file."
+        )
+    return builder(weights=weights, **kwargs), str(weights)
+
+
+def _build_torchvision(name, weights):
+    builder = torchvision.models.get_model_builder(name)
+    if weights is None or is_checkpoint_path(weights):
+        network, weights_id = _build(builder, weights, {}, named_ok=True)
+        member = torchvision.models.get_model_weights(name).DEFAULT
+    else:
+        member = torchvision_weights(name, weights)
+        network = build_torchvision_model(builder, member)
+        weights_id = f"{type(member).__name__}.{member.name}"
+    return network, weights_id, ImagePreprocessing.from_torchvision(member)
+
+
+def _finish(network, input_kind, preprocessing, weights_id, *, layer, pooling, cut_head):
+    if layer is None and cut_head:
+        _replace_last_linear(network)
+    elif layer is not None and layer != "logits":
+        network = _extract_node(network, layer)
+    return Backbone(network, pooling=pooling, input_kind=input_kind,
+                    preprocessing=preprocessing, weights_id=weights_id)
+
+
+def _replace_last_linear(network):
+    linears = [name for name, mod in network.named_modules() if isinstance(mod, nn.Linear)]
+    if not linears:
+        return
+    parent_name, _, child = linears[-1].rpartition(".")
+    parent = network.get_submodule(parent_name) if parent_name else network
+    setattr(parent, child, nn.Identity())
+
+
+def _extract_node(network, layer):
+    try:
+        _, eval_nodes = get_graph_node_names(network.eval())
+    except Exception as exc:  # FX tracing failures come in many types
+        raise ValueError(
+            f"layer={layer!r}: the model cannot be traced by torchvision's feature "
+            f"extraction ({type(exc).__name__}: {exc}); use layer=None or 'logits'."
+        ) from exc
+    if not any(node == layer or node.startswith(layer + ".") for node in eval_nodes):
+        matches = difflib.get_close_matches(layer, eval_nodes, n=5, cutoff=0.4)
+        raise ValueError(
+            f"layer={layer!r} is not a node of this model. Close matches: {matches}. "
+            "All names: torchvision.models.feature_extraction.get_graph_node_names."
+        )
+    return create_feature_extractor(network, return_nodes={layer: "features"})

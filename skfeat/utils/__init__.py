@@ -1,0 +1,7 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Utilities shared by skfeat estimators and their tests."""
+
+from skfeat.utils._torch import autocast_dtype, resolve_device, seeded
+
+__all__ = ["autocast_dtype", "resolve_device", "seeded"]

@@ -1,0 +1,35 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Small, fast estimator instances for scikit-learn's common checks."""
+
+import importlib
+
+# Parameters that make each public estimator fast enough for the common
+# checks, which feed 2-D arrays of a few features: vector backbones, few
+# epochs, small batches, fixed seeds.
+INIT_PARAMS = {
+    "DeepFeatureExtractor": {"model": "mlp", "weights": None},
+}
+
+_ESTIMATOR_MODULES = {
+    "DeepFeatureExtractor": "skfeat.extraction",
+}
+
+
+def tested_estimators():
+    """Yield one fast instance of every public skfeat estimator.
+
+    Yields
+    ------
+    estimator : BaseEstimator
+        An unfitted instance built with :data:`INIT_PARAMS`.
+
+    Examples
+    --------
+    >>> from skfeat.utils._testing import tested_estimators
+    >>> [type(est).__name__ for est in tested_estimators()][:1]
+    ['DeepFeatureExtractor']
+    """
+    for name, module in _ESTIMATOR_MODULES.items():
+        estimator_class = getattr(importlib.import_module(module), name)
+        yield estimator_class(**INIT_PARAMS[name])

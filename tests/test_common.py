@@ -1,0 +1,10 @@
+"""scikit-learn's estimator checks on every public skfeat estimator."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skfeat.utils._testing import tested_estimators as _tested_estimators
+
+
+@parametrize_with_checks(list(_tested_estimators()))
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
