@@ -9,10 +9,12 @@ import importlib
 # epochs, small batches, fixed seeds.
 INIT_PARAMS = {
     "DeepFeatureExtractor": {"model": "mlp", "weights": None},
+    "SeAClassifier": {"max_epochs": 10, "random_state": 0},
 }
 
 _ESTIMATOR_MODULES = {
     "DeepFeatureExtractor": "skfeat.extraction",
+    "SeAClassifier": "skfeat.probing",
 }
 
 

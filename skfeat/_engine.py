@@ -1,0 +1,176 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Private skorch engines: training loops behind the public estimators.
+
+Engines subclass ``skorch.NeuralNet`` and override only its sanctioned hooks
+(``train_step_single``, ``get_loss``, ``get_iterator``, ``validation_step``,
+``evaluation_step``, ``initialize_module``).  Users never see them: facades
+hold one as ``net_``.
+"""
+
+import torch
+from skorch import NeuralNet
+from torch import nn
+from torch.utils.data import Subset
+
+from skfeat.nn import sea_augment
+
+
+class TensorBatches:
+    """Iterate over mini-batches of in-memory tensors by slicing, not collating.
+
+    skorch's default ``DataLoader`` indexes and collates sample by sample; for
+    fixed feature matrices, slicing a permuted index is several times faster.
+
+    Parameters
+    ----------
+    tensors : dict of str to torch.Tensor
+        Aligned tensors with the same first dimension.
+    batch_size : int
+        Rows per batch; the last partial batch is kept.
+    generator : torch.Generator, default=None
+        When given, every pass draws a fresh permutation from it.
+    """
+
+    def __init__(self, tensors, batch_size, generator=None):
+        self.tensors = tensors
+        self.batch_size = batch_size
+        self.generator = generator
+
+    def __len__(self):
+        n = len(next(iter(self.tensors.values())))
+        return -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(next(iter(self.tensors.values())))
+        order = None
+        if self.generator is not None:
+            order = torch.randperm(n, generator=self.generator)
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                rows = slice(start, start + self.batch_size)
+            else:
+                rows = order[start : start + self.batch_size]
+            batch = {key: value[rows] for key, value in self.tensors.items()}
+            yield batch, batch.pop("y")
+
+
+class LinearHead(nn.Module):
+    """A bias-free linear classifier ``s = W x`` in float64.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width d.
+    n_classes : int
+        Number of classes C.
+    """
+
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_classes, bias=False, dtype=torch.float64)
+
+    def forward(self, x):
+        """Return logits of shape (n, C)."""
+        return self.linear(x)
+
+
+class FeatureNet(NeuralNet):
+    """Base engine for training on a fixed feature matrix.
+
+    ``fit`` takes ``X = {"x": features, "w": sample weights}`` and integer
+    ``y``.  Features travel as float32 and are cast to the module's dtype per
+    batch.  Shuffling draws from a generator seeded by ``seed``, never from
+    torch's global generator.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the shuffling generator.
+    **kwargs
+        Passed to ``skorch.NeuralNet``.
+    """
+
+    def __init__(self, *args, seed=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+
+    def initialize_module(self):
+        """Build the module and reset the shuffling generator."""
+        super().initialize_module()
+        self.shuffle_generator_ = torch.Generator().manual_seed(self.seed)
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        """Return batches of device tensors; shuffled anew each training epoch."""
+        rows = slice(None)
+        if isinstance(dataset, Subset):
+            rows, dataset = torch.as_tensor(dataset.indices), dataset.dataset
+        dtype = next(self.module_.parameters()).dtype
+        tensors = {
+            key: torch.as_tensor(value)[rows].to(self.device, dtype)
+            for key, value in dataset.X.items()
+        }
+        n = len(tensors["x"])
+        y = torch.zeros(n, dtype=torch.long) if dataset.y is None else dataset.y
+        tensors["y"] = torch.as_tensor(y)[rows].to(self.device)
+        generator = self.shuffle_generator_ if training else None
+        return TensorBatches(tensors, self.batch_size, generator)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Sample-weighted mean of the per-row criterion."""
+        losses = self.criterion_(y_pred, y_true)
+        weights = X["w"]
+        return (weights * losses).sum() / weights.sum().clamp(min=torch.finfo(weights.dtype).tiny)
+
+    def validation_step(self, batch, **fit_params):
+        """Loss on clean features, without gradients."""
+        self._set_training(False)
+        Xi, yi = batch
+        with torch.no_grad():
+            y_pred = self.module_(Xi["x"])
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def evaluation_step(self, batch, training=False):
+        """Logits of a batch of features."""
+        self.check_is_fitted()
+        Xi = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with torch.set_grad_enabled(training):
+            self._set_training(training)
+            return self.module_(Xi["x"])
+
+
+class SeANet(FeatureNet):
+    """Engine of ``SeAClassifier``: every training batch is replaced by its SeA copy.
+
+    Parameters
+    ----------
+    eta : float
+        Perturbation strength; 0 trains on clean features (the plain probe).
+    alpha : float
+        Temperature of the semantic projection.
+    **kwargs
+        Passed to :class:`FeatureNet`.
+    """
+
+    def __init__(self, *args, eta=0.8, alpha=0.01, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eta = eta
+        self.alpha = alpha
+
+    def _mean_loss(self, logits, y):
+        return self.criterion_(logits, y).mean()
+
+    def train_step_single(self, batch, **fit_params):
+        """Augment the batch (SeA), then forward, weighted loss and backward."""
+        self._set_training(True)
+        Xi, yi = batch
+        x = sea_augment(
+            self.module_, Xi["x"], yi, eta=self.eta, alpha=self.alpha,
+            loss_fn=self._mean_loss, multiplicity=Xi["w"],
+        )
+        y_pred = self.module_(x)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}

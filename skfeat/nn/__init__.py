@@ -1,0 +1,21 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Pure-torch building blocks: tensors in, tensors out; no numpy or sklearn."""
+
+from skfeat.nn._sea import (
+    SeALoss,
+    l2_normalize,
+    sea_augment,
+    sea_perturb,
+    semantic_directions,
+    semantic_weights,
+)
+
+__all__ = [
+    "SeALoss",
+    "l2_normalize",
+    "sea_augment",
+    "sea_perturb",
+    "semantic_directions",
+    "semantic_weights",
+]

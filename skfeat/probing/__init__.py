@@ -1,0 +1,7 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Classifiers trained on fixed features."""
+
+from skfeat.probing._sea import SeAClassifier
+
+__all__ = ["SeAClassifier"]
