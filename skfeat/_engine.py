@@ -8,6 +8,8 @@ Engines subclass ``skorch.NeuralNet`` and override only its sanctioned hooks
 hold one as ``net_``.
 """
 
+import weakref
+
 import torch
 from skorch import NeuralNet
 from torch import nn
@@ -102,7 +104,21 @@ class FeatureNet(NeuralNet):
         return self
 
     def get_iterator(self, dataset, training=False):
-        """Return batches of device tensors; shuffled anew each training epoch."""
+        """Return batches of device tensors; shuffled anew each training epoch.
+
+        Tensors are cached while skorch holds the dataset (weak keys), so the
+        feature matrix is moved to the device once per fit, not per epoch, and
+        is freed with the dataset when the fit ends.
+        """
+        if not hasattr(self, "_device_tensors"):
+            self._device_tensors = weakref.WeakKeyDictionary()
+        if dataset not in self._device_tensors:
+            self._device_tensors[dataset] = self._to_device_tensors(dataset)
+        tensors = self._device_tensors[dataset]
+        generator = self.shuffle_generator_ if training else None
+        return TensorBatches(tensors, self.batch_size, generator)
+
+    def _to_device_tensors(self, dataset):
         rows = slice(None)
         if isinstance(dataset, Subset):
             rows, dataset = torch.as_tensor(dataset.indices), dataset.dataset
@@ -114,8 +130,12 @@ class FeatureNet(NeuralNet):
         n = len(tensors["x"])
         y = torch.zeros(n, dtype=torch.long) if dataset.y is None else dataset.y
         tensors["y"] = torch.as_tensor(y)[rows].to(self.device)
-        generator = self.shuffle_generator_ if training else None
-        return TensorBatches(tensors, self.batch_size, generator)
+        return tensors
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_device_tensors", None)
+        return state
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Sample-weighted mean of the per-row criterion."""
@@ -166,9 +186,11 @@ class SeANet(FeatureNet):
         """Augment the batch (SeA), then forward, weighted loss and backward."""
         self._set_training(True)
         Xi, yi = batch
+        weights = Xi["w"]
         x = sea_augment(
             self.module_, Xi["x"], yi, eta=self.eta, alpha=self.alpha,
-            loss_fn=self._mean_loss, multiplicity=Xi["w"],
+            loss_fn=self._mean_loss,
+            multiplicity=None if bool((weights == 1).all()) else weights,
         )
         y_pred = self.module_(x)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)

@@ -314,3 +314,13 @@ def test_sea_classifier_gpu_fit_unpickles_on_cpu(monkeypatch):
         restored = pickle.loads(blob)
     assert_allclose(restored.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
     assert_allclose(restored.coef_, cpu_reference.coef_, rtol=1e-4, atol=1e-6)
+
+
+def test_sea_classifier_fitted_model_does_not_keep_training_data():
+    """The pickle of a fitted model has the same size for 50 and 2,000 samples."""
+    sizes = []
+    for n_samples in (50, 2000):
+        X, y = make_classification(n_samples=n_samples, n_features=30, random_state=0)
+        clf = SeAClassifier(max_epochs=2, random_state=0).fit(X, y)
+        sizes.append(len(pickle.dumps(clf)))
+    assert abs(sizes[1] - sizes[0]) < 2_000, sizes

@@ -91,11 +91,15 @@ def semantic_weights(x, grad, alpha=0.01, multiplicity=None):
             [0.5000, 0.0000, 0.5000],
             [0.5000, 0.5000, 0.0000]])
     """
-    counts = torch.ones(len(x), dtype=x.dtype, device=x.device)
-    if multiplicity is not None:
-        counts = multiplicity.to(x.dtype)
-    others = counts.expand(len(x), -1) - torch.eye(len(x), dtype=x.dtype, device=x.device)
-    scores = l2_normalize(grad) @ x.T / alpha + others.clamp(min=0).log()
+    scores = l2_normalize(grad) @ x.T / alpha
+    if multiplicity is None:
+        if len(x) < 2:
+            return torch.zeros_like(scores)
+        return torch.softmax(scores.fill_diagonal_(-torch.inf), dim=1)
+    others = multiplicity.to(x.dtype).expand(len(x), -1) - torch.eye(
+        len(x), dtype=x.dtype, device=x.device
+    )
+    scores = scores + others.clamp(min=0).log()
     has_other = torch.isfinite(scores).any(dim=1, keepdim=True)
     return torch.softmax(scores.masked_fill(~has_other, 0.0), dim=1) * has_other
 
