@@ -5,17 +5,23 @@
 import os
 from numbers import Integral
 
+import joblib
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision.models import WeightsEnum
 from tqdm.auto import tqdm
 
 from skfeat.extraction._cache import cached_backbone
-from skfeat.extraction._inputs import image_dataset, looks_like_vectors
+from skfeat.extraction._feature_cache import (
+    FeatureCache,
+    content_key,
+    resolve_cache_directory,
+)
+from skfeat.extraction._inputs import VectorRows, image_dataset, looks_like_vectors
 from skfeat.models._backbone import POOLINGS
 from skfeat.models._registry import backbone_input_kind
 from skfeat.utils._torch import PRECISIONS, autocast_dtype, resolve_device
@@ -75,6 +81,14 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Autocast precision of the forward pass; ``"auto"`` is bfloat16 (or
         float16) on CUDA and float32 on the CPU.  Outputs are float32 always.
+    memory : str, os.PathLike or joblib.Memory, default=None
+        Directory of a per-sample feature cache, shared across calls,
+        processes and sessions.  Entries are keyed by each image's content
+        and by everything that changes features (model, resolved weights,
+        layer, pooling, preprocessing, precision, device type); only images
+        missing from the cache reach the network.  Writes are atomic and
+        checksummed: an interrupted extraction keeps its finished batches,
+        and a damaged entry is recomputed.  None disables caching.
     verbose : int, default=0
         Show a progress bar when positive.
 
@@ -132,6 +146,7 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
+        "memory": [None, str, os.PathLike, joblib.Memory],
         "verbose": ["verbose"],
     }
 
@@ -147,6 +162,7 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         num_workers=0,
         device="auto",
         precision="auto",
+        memory=None,
         verbose=0,
     ):
         self.model = model
@@ -158,6 +174,7 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self.num_workers = num_workers
         self.device = device
         self.precision = precision
+        self.memory = memory
         self.verbose = verbose
 
     def fit(self, X, y=None):
@@ -196,8 +213,10 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             Rows in the order of ``X``.
         """
         self._validate_params()
-        backbone, batches = self._prepare(X, reset=False)
-        return self._extract(backbone, batches)
+        backbone, dataset = self._prepare(X, reset=False)
+        if self.memory is None:
+            return np.concatenate(list(self._extract(backbone, dataset)))
+        return self._extract_with_cache(backbone, dataset)
 
     def featurize_batch(self, X):
         """Extract features of one in-memory batch; the entry point for Spark, Ray and Dask.
@@ -227,7 +246,7 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             raise AttributeError("the output width of a vector backbone is known after fit")
         else:  # any image size works: images are resized to the network's crop
             probe = np.zeros((1, 8, 8, 3), dtype=np.uint8)
-        return self._extract(*self._prepare(probe, reset=False)).shape[1]
+        return np.concatenate(list(self._extract(*self._prepare(probe, reset=False)))).shape[1]
 
     def _backbone(self, in_features):
         return cached_backbone(
@@ -240,34 +259,33 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         )
 
     def _prepare(self, X, *, reset):
-        """Validate ``X``; return the backbone and an iterable of input batches."""
+        """Validate ``X``; return the backbone and a dataset of network inputs."""
         kind = backbone_input_kind(self.model)
         if kind is None:
             kind = "vector" if looks_like_vectors(X) else "image"
         if kind == "vector":
             X = validate_data(self, X, reset=reset, dtype=np.float32)
-            backbone = self._backbone(X.shape[1])
-            X = torch.from_numpy(np.require(X, requirements=["W"]))
-            return backbone, X.split(self.batch_size)
+            return self._backbone(X.shape[1]), VectorRows(X)
         backbone = self._backbone(None)
-        preprocessing = backbone.preprocessing
-        if self.image_size is not None:
-            preprocessing = preprocessing.with_image_size(self.image_size)
-        dataset = image_dataset(X, preprocessing)
-        loader = DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=resolve_device(self.device).type == "cuda",
-        )
-        return backbone, loader
+        return backbone, image_dataset(X, self._preprocessing(backbone))
 
-    def _extract(self, backbone, batches):
+    def _preprocessing(self, backbone):
+        if self.image_size is None:
+            return backbone.preprocessing
+        return backbone.preprocessing.with_image_size(self.image_size)
+
+    def _extract(self, backbone, dataset, indices=None):
+        """Yield float32 feature arrays batch by batch, in dataset order."""
         device = resolve_device(self.device)
         dtype = autocast_dtype(self.precision, device)
-        images = backbone.input_kind != "vector" and isinstance(batches, DataLoader)
-        chunks = []
-        progress = tqdm(batches, disable=not self.verbose, desc="extracting", unit="batch")
+        images = not isinstance(dataset, VectorRows)
+        loader = DataLoader(
+            dataset if indices is None else Subset(dataset, indices),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=device.type == "cuda",
+        )
+        progress = tqdm(loader, disable=not self.verbose, desc="extracting", unit="batch")
         with torch.inference_mode(), torch.autocast(
             device.type, dtype=dtype, enabled=dtype is not None
         ):
@@ -276,8 +294,47 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 if images:
                     batch = backbone.preprocessing.normalize(batch)
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                chunks.append(backbone(batch).float().cpu())
-        return torch.cat(chunks).numpy()
+                yield backbone(batch).float().cpu().numpy()
+
+    def _cache_config(self, backbone, dataset):
+        device = resolve_device(self.device)
+        model = self.model
+        if not isinstance(model, str):
+            model = f"{getattr(model, '__module__', '')}.{getattr(model, '__qualname__', repr(model))}"
+        images = not isinstance(dataset, VectorRows)
+        return {
+            "model": model,
+            "weights": backbone.weights_id,
+            "layer": self.layer,
+            "pooling": self.pooling,
+            "preprocessing": repr(self._preprocessing(backbone)) if images else None,
+            "autocast": str(autocast_dtype(self.precision, device)),
+            "device_type": device.type,
+        }
+
+    def _extract_with_cache(self, backbone, dataset):
+        """Read cached rows; extract each missing unique sample once and store it."""
+        cache = FeatureCache(
+            resolve_cache_directory(self.memory), self._cache_config(backbone, dataset)
+        )
+        keys = [content_key(dataset.raw(i)) for i in range(len(dataset))]
+        found = {}
+        for key in dict.fromkeys(keys):
+            vector = cache.get(key)
+            if vector is not None:
+                found[key] = vector
+        first_index = {}
+        for index, key in enumerate(keys):
+            if key not in found:
+                first_index.setdefault(key, index)
+        missing = list(first_index.values())
+        start = 0
+        for features in self._extract(backbone, dataset, missing) if missing else ():
+            for index, vector in zip(missing[start : start + len(features)], features):
+                cache.put(keys[index], vector)
+                found[keys[index]] = vector
+            start += len(features)
+        return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -170,6 +170,10 @@ class ArrayImages(Dataset):
         image = _to_rgb_tensor(self.images[index], self.divisor)
         return self.preprocessing.resize_and_crop(image)
 
+    def raw(self, index):
+        """The sample as given, for content hashing."""
+        return self.images[index]
+
 
 class ItemImages(Dataset):
     """A dataset over a sequence of images of any supported type and size."""
@@ -184,11 +188,32 @@ class ItemImages(Dataset):
         return len(self.items)
 
     def __getitem__(self, index):
+        image = decode_image(self.raw(index), what=f"X[{index}]")
+        return self.preprocessing.resize_and_crop(image)
+
+    def raw(self, index):
+        """The sample as given (the image of an ``(image, label)`` pair)."""
         item = self.items[index]
         if isinstance(self.items, Dataset) and isinstance(item, (tuple, list)):
             item = item[0]
-        image = decode_image(item, what=f"X[{index}]")
-        return self.preprocessing.resize_and_crop(image)
+        return item
+
+
+class VectorRows(Dataset):
+    """Rows of a validated float32 matrix, for vector backbones."""
+
+    def __init__(self, X):
+        self.X = np.require(X, requirements=["W"])
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, index):
+        return torch.from_numpy(self.X[index])
+
+    def raw(self, index):
+        """The row as given, for content hashing."""
+        return self.X[index]
 
 
 def image_dataset(X, preprocessing):

@@ -4,8 +4,11 @@
 
 from torch import nn
 
+from torchvision.transforms import InterpolationMode
+
 from skfeat.models._preprocessing import ImagePreprocessing
 from skfeat.models._registry import register_backbone
+from skfeat.models._timm import efficientnet_lite0
 
 
 def _reject_named_weights(name, weights):
@@ -43,3 +46,16 @@ def mlp(weights=None, in_features=None, hidden=32):
         nn.Linear(hidden, hidden),
         nn.Tanh(),
     )
+
+
+register_backbone(
+    "efficientnet_lite0",
+    classifier=True,
+    preprocessing=ImagePreprocessing(
+        resize_size=256,
+        crop_size=224,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        interpolation=InterpolationMode.BICUBIC,
+    ),
+)(efficientnet_lite0)

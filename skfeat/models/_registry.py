@@ -17,6 +17,7 @@ from torchvision.models.feature_extraction import (
 
 from skfeat.models._backbone import Backbone
 from skfeat.models._preprocessing import ImagePreprocessing
+from skfeat.models._timm import TIMM_PREFIX, build_timm_model, timm_preprocessing
 from skfeat.models._weights import (
     build_torchvision_model,
     file_digest,
@@ -40,16 +41,18 @@ class BackboneSpec:
     builder: object
     input_kind: str
     preprocessing: ImagePreprocessing | None
+    classifier: bool = False
 
 
 _REGISTRY = {}
 
 
-def register_backbone(name=None, *, input_kind="image", preprocessing=None):
+def register_backbone(name=None, *, input_kind="image", preprocessing=None, classifier=False):
     """Register a builder of feature networks under a lower_snake name.
 
     The builder is called as ``builder(weights=weights, **kwargs)``; it returns
-    an ``nn.Module`` whose output is the feature (no classification head).
+    an ``nn.Module`` whose output is the feature, or, with ``classifier=True``,
+    a classification network whose pre-logits vector is the feature.
     ``weights`` is None or a weights *name*: the builder loads named weights
     itself or raises ``ValueError``.  Random initialisation (``None``) runs
     under a fixed seed, and checkpoint paths are loaded by skfeat after the
@@ -94,7 +97,7 @@ def register_backbone(name=None, *, input_kind="image", preprocessing=None):
             prep = _DEFAULT_IMAGE_PREPROCESSING
         else:
             prep = preprocessing
-        _REGISTRY[key] = BackboneSpec(key, builder, input_kind, prep)
+        _REGISTRY[key] = BackboneSpec(key, builder, input_kind, prep, classifier)
         return builder
 
     return decorator
@@ -139,7 +142,8 @@ def get_backbone(model="resnet50", *, weights=None, layer=None, pooling="avg", i
     Parameters
     ----------
     model : str or callable, default="resnet50"
-        A name from :func:`list_backbones`, or a zero-argument callable
+        A name from :func:`list_backbones`, ``"timm/<name>"`` for a timm model
+        (timm must be installed), or a zero-argument callable
         returning an ``nn.Module`` (a class, a function, a
         ``functools.partial``).
     weights : None, str, os.PathLike or WeightsEnum, default=None
@@ -179,7 +183,11 @@ def get_backbone(model="resnet50", *, weights=None, layer=None, pooling="avg", i
             kwargs = {"in_features": in_features} if spec.input_kind == "vector" else {}
             network, weights_id = _build(spec.builder, weights, kwargs, named_ok=True)
             return _finish(network, spec.input_kind, spec.preprocessing, weights_id,
-                           layer=layer, pooling=pooling, cut_head=False)
+                           layer=layer, pooling=pooling, cut_head=spec.classifier)
+        if model.startswith(TIMM_PREFIX):
+            network, weights_id = _build_timm(model[len(TIMM_PREFIX):], weights)
+            return _finish(network, "image", timm_preprocessing(network), weights_id,
+                           layer=layer, pooling=pooling, cut_head=True)
         if model in _torchvision_models():
             network, weights_id, prep = _build_torchvision(model, weights)
             return _finish(network, "image", prep, weights_id,
@@ -205,7 +213,7 @@ def backbone_input_kind(model):
     if isinstance(model, str):
         if model in _REGISTRY:
             return _REGISTRY[model].input_kind
-        if model in _torchvision_models():
+        if model in _torchvision_models() or model.startswith(TIMM_PREFIX):
             return "image"
         matches = difflib.get_close_matches(model, list_backbones(), n=5, cutoff=0.5)
         hint = f" Close matches: {matches}." if matches else ""
@@ -236,7 +244,19 @@ def _build(builder, weights, kwargs, *, named_ok):
             f"weights={weights!r} is not supported for this model: use None or a "
             "path to a local checkpoint file."
         )
-    return builder(weights=weights, **kwargs), str(weights)
+    return builder(weights=weights, **kwargs), f"{getattr(builder, '__name__', 'model')}.{weights}"
+
+
+def _build_timm(name, weights):
+    if weights is None or is_checkpoint_path(weights):
+        return _build(lambda weights: build_timm_model(name, pretrained=False),
+                      weights, {}, named_ok=True)
+    if weights != "DEFAULT":
+        raise ValueError(
+            f"weights={weights!r}: timm models take 'DEFAULT' (the pretrained tag in "
+            "the name, e.g. 'timm/vit_small_patch16_224.dino'), None or a checkpoint path."
+        )
+    return build_timm_model(name, pretrained=True), f"timm:{name}"
 
 
 def _build_torchvision(name, weights):
