@@ -2,9 +2,9 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skfeat.utils._testing import tested_estimators as _tested_estimators
+from skfeat.utils._testing import checked_estimators
 
 
-@parametrize_with_checks(list(_tested_estimators()))
+@parametrize_with_checks(list(checked_estimators()))
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -68,6 +68,9 @@ def register_backbone(name=None, *, input_kind="image", preprocessing=None, clas
     preprocessing : ImagePreprocessing, default=None
         Preprocessing of image backbones; None means ImageNet statistics with
         a 256-pixel resize and a 224-pixel crop.
+    classifier : bool, default=False
+        The builder returns a classifier: ``layer=None`` then takes the input
+        of its last ``nn.Linear`` and ``layer="logits"`` its output.
 
     Returns
     -------

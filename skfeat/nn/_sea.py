@@ -10,7 +10,26 @@ _NORM_EPS = 1e-12
 
 
 def l2_normalize(x):
-    """Row-wise ``x / max(||x||, 1e-12)``: zero rows stay zero."""
+    """Row-wise ``x / max(||x||, 1e-12)``: zero rows stay zero.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (..., d)
+        Vectors along the last axis.
+
+    Returns
+    -------
+    normalized : torch.Tensor
+        Unit vectors, or zeros where ``x`` is zero.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import l2_normalize
+    >>> l2_normalize(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
+    tensor([[0.6000, 0.8000],
+            [0.0000, 0.0000]])
+    """
     return F.normalize(x, dim=-1, eps=_NORM_EPS)
 
 

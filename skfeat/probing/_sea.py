@@ -123,8 +123,9 @@ class SeAClassifier(ClassifierMixin, BaseEstimator):
 
     References
     ----------
-    .. [1] Qian, Q., Xu, Y. and Hu, J., "Intra-class Semantic Augmentation for
-       Feature Learning", ECCV 2024, arXiv:2408.13351.
+    .. [1] Qian, Q., Xu, Y. and Hu, J., "SeA: Semantic Adversarial Augmentation
+       for Last Layer Features from Unsupervised Representation Learning",
+       ECCV 2024, arXiv:2408.13351.
 
     Examples
     --------

@@ -18,7 +18,7 @@ _ESTIMATOR_MODULES = {
 }
 
 
-def tested_estimators():
+def checked_estimators():
     """Yield one fast instance of every public skfeat estimator.
 
     Yields
@@ -28,8 +28,8 @@ def tested_estimators():
 
     Examples
     --------
-    >>> from skfeat.utils._testing import tested_estimators
-    >>> [type(est).__name__ for est in tested_estimators()][:1]
+    >>> from skfeat.utils._testing import checked_estimators
+    >>> [type(est).__name__ for est in checked_estimators()][:1]
     ['DeepFeatureExtractor']
     """
     for name, module in _ESTIMATOR_MODULES.items():
