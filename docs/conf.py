@@ -1,23 +1,47 @@
-"""Sphinx configuration for the skfeat documentation."""
+"""Sphinx configuration for the skfeat documentation.
+
+Builds offline: intersphinx inventories that cannot be fetched only produce
+warnings (do not build with -W offline).
+"""
 
 import skfeat
 
 project = "skfeat"
 author = "The skfeat developers"
+copyright = "2026, The skfeat developers"
 release = skfeat.__version__
+version = release
+
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
     "numpydoc",
+    "sphinx_gallery.gen_gallery",
 ]
 autosummary_generate = True
 numpydoc_show_class_members = False
+exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
 html_theme = "pydata_sphinx_theme"
+html_title = "skfeat"
+
 intersphinx_mapping = {
     "python": ("https://docs.python.org/3", None),
     "numpy": ("https://numpy.org/doc/stable", None),
     "sklearn": ("https://scikit-learn.org/stable", None),
-    "torch": ("https://pytorch.org/docs/stable", None),
-    "torchvision": ("https://pytorch.org/vision/stable", None),
+    "torch": ("https://docs.pytorch.org/docs/stable", None),
+    "torchvision": ("https://docs.pytorch.org/vision/stable", None),
+    "skorch": ("https://skorch.readthedocs.io/en/stable", None),
+}
+intersphinx_timeout = 5
+
+sphinx_gallery_conf = {
+    "examples_dirs": "examples",
+    "gallery_dirs": "auto_examples",
+    "doc_module": ("skfeat",),
+    "backreferences_dir": "generated/backreferences",
+    "reference_url": {"skfeat": None},
+    "filename_pattern": "/plot_",
+    "download_all_examples": False,
 }

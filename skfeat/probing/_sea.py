@@ -90,7 +90,7 @@ class SeAClassifier(ClassifierMixin, BaseEstimator):
         The weight matrix W, one row per class (also for two classes).
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` has string column
         names.
     n_iter_ : int
