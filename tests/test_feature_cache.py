@@ -128,3 +128,20 @@ def test_grid_search_sees_each_image_once(images, tmp_path):
     CountingNet.seen = 0
     search.fit(images, labels)
     assert CountingNet.seen == 0
+
+
+def _transform_in_worker(images, memory):
+    return _extractor(memory).transform(images)
+
+
+def test_cache_concurrent_writers_and_cross_process_reuse(images, tmp_path):
+    """Two processes filling the same entries leave valid entries the parent reuses."""
+    results = joblib.Parallel(n_jobs=2)(
+        joblib.delayed(_transform_in_worker)(images, str(tmp_path)) for _ in range(2)
+    )
+    assert_allclose(results[0], results[1], rtol=1e-6)
+    CountingNet.seen = 0
+    reused = _extractor(tmp_path).transform(images)
+    assert CountingNet.seen == 0
+    assert_allclose(reused, results[0], rtol=1e-6)
+    assert not glob.glob(os.path.join(tmp_path, "**", ".tmp-*"), recursive=True)
