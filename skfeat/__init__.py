@@ -15,6 +15,7 @@ from skfeat._version import __version__
 _LAZY_ATTRIBUTES = {
     "DeepFeatureExtractor": "skfeat.extraction",
     "SeAClassifier": "skfeat.probing",
+    "SeAClassifierCV": "skfeat.probing",
     "get_backbone": "skfeat.models",
     "list_backbones": "skfeat.models",
     "register_backbone": "skfeat.models",

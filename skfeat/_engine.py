@@ -15,7 +15,7 @@ from skorch import NeuralNet
 from torch import nn
 from torch.utils.data import Subset
 
-from skfeat.nn import sea_augment
+from skfeat.nn import multihead_sea_logits, sea_augment
 
 
 class TensorBatches:
@@ -196,3 +196,163 @@ class SeANet(FeatureNet):
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+
+class MultiLinearHead(nn.Module):
+    """Groups of bias-free linear classifiers in float64, initialised identically.
+
+    One parameter of shape (heads_per_group, C, d) per group, so a group that
+    takes no part in a step gets no gradient, and SGD leaves it untouched (no
+    momentum, no weight decay).  Every head starts from the same draw of
+    ``nn.Linear``'s initialisation: the one a separate fit with the same seed
+    starts from.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width d.
+    n_classes : int
+        Number of classes C.
+    n_groups : int
+        Number of groups G.
+    heads_per_group : int
+        Heads in each group.
+    """
+
+    def __init__(self, n_features, n_classes, n_groups, heads_per_group):
+        super().__init__()
+        first = nn.Linear(n_features, n_classes, bias=False, dtype=torch.float64)
+        self.groups = nn.ParameterList(
+            nn.Parameter(first.weight.detach().repeat(heads_per_group, 1, 1))
+            for _ in range(n_groups)
+        )
+
+    def forward(self, x):
+        """Return logits of shape (G * heads_per_group, n, C)."""
+        return torch.einsum("hcd,nd->hnc", self.weights(), x)
+
+    def weights(self):
+        """All heads stacked group by group: shape (G * heads_per_group, C, d)."""
+        return torch.cat(list(self.groups))
+
+
+class GroupedBatch:
+    """One training step of several row groups: each group's row indices, or None."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return sum(len(r) for r in self.rows if r is not None)
+
+
+class GroupedBatches:
+    """Per-group mini-batches, each group shuffled by its own seeded generator.
+
+    Group ``g`` walks a fresh permutation of its rows every epoch in batches
+    of ``batch_size`` (the last partial batch kept), exactly as a separate fit
+    on those rows with the same seed would; step ``t`` carries batch ``t`` of
+    every group that has one.
+    """
+
+    def __init__(self, group_rows, batch_size, generators):
+        self.group_rows = group_rows
+        self.batch_size = batch_size
+        self.generators = generators
+
+    def __iter__(self):
+        schedules = []
+        for rows, generator in zip(self.group_rows, self.generators):
+            order = rows[torch.randperm(len(rows), generator=generator)]
+            schedules.append(order.split(self.batch_size))
+        for step in range(max(len(batches) for batches in schedules)):
+            yield GroupedBatch([b[step] if step < len(b) else None for b in schedules]), None
+
+
+class SeAMultiHeadNet(FeatureNet):
+    """Engine of ``SeAClassifierCV``: many SeA heads trained in one pass.
+
+    ``X["m"]`` is an (n, G) matrix of 0/1 row masks: the training rows of each
+    fold, and all rows for the refit group.  Group ``g`` holds one head per
+    eta (head ``g * len(etas) + e``), follows the batch schedule a separate
+    fit on its rows would (:class:`GroupedBatches`), and computes the SeA step
+    of all its heads at once, sharing the batch's Gram matrix.  The loss is
+    the sum over heads of each head's mean loss, so every head follows its own
+    SeA trajectory.
+
+    Parameters
+    ----------
+    etas : sequence of float
+        Perturbation strengths of the heads of every group.
+    alpha : float
+        Temperature of the semantic projection.
+    **kwargs
+        Passed to :class:`FeatureNet`.
+    """
+
+    gram_bytes_limit = 512 * 2**20
+
+    def __init__(self, *args, etas=(0.8,), alpha=0.01, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.etas = etas
+        self.alpha = alpha
+
+    def get_iterator(self, dataset, training=False):
+        """Per-group schedules over the device tensors (training only).
+
+        When the training set's Gram matrix fits in ``gram_bytes_limit``, it is
+        computed once per fit and every batch's Gram matrix is gathered from it.
+        """
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        self._train_tensors = super().get_iterator(dataset, training=False).tensors
+        x = self._train_tensors["x"]
+        self._train_gram = None
+        if len(x) * len(x) * x.element_size() <= self.gram_bytes_limit:
+            self._train_gram = x @ x.T  # batch Gram matrices become gathers
+        masks = self._train_tensors["m"].bool()
+        group_rows = [masks[:, g].nonzero().squeeze(1).cpu() for g in range(masks.shape[1])]
+        if not hasattr(self, "_group_generators"):
+            self._group_generators = [
+                torch.Generator().manual_seed(self.seed) for _ in group_rows
+            ]
+        return GroupedBatches(group_rows, self.batch_size, self._group_generators)
+
+    def initialize_module(self):
+        """Build the heads and reset every group's shuffling generator."""
+        super().initialize_module()
+        self.__dict__.pop("_group_generators", None)
+        return self
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Sum over the heads of ``y_pred`` (H, b, C) of their mean loss."""
+        losses = self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.repeat(len(y_pred)))
+        return losses.reshape(len(y_pred), -1).mean(1).sum()
+
+    def train_step_single(self, batch, **fit_params):
+        """SeA step of every head of every group that has a batch, then backward."""
+        self._set_training(True)
+        grouped, _ = batch
+        tensors = self._train_tensors
+        x_all, y_all = tensors["x"], tensors["y"]
+        etas = torch.as_tensor(self.etas, dtype=x_all.dtype, device=x_all.device)
+        loss = x_all.new_zeros(())
+        for weight, rows in zip(self.module_.groups, grouped.rows):
+            if rows is None:
+                continue
+            rows = rows.to(x_all.device)
+            gram = None if self._train_gram is None else self._train_gram[rows[:, None], rows]
+            logits = multihead_sea_logits(
+                weight, x_all[rows], y_all[rows], etas,
+                alpha=self.alpha, temperature=self.criterion_.temperature,
+                margin=self.criterion_.margin, gram=gram,
+            )
+            loss = loss + self.get_loss(logits, y_all[rows], training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": None}
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for key in ("_train_tensors", "_train_gram", "_group_generators"):
+            state.pop(key, None)
+        return state

@@ -10,10 +10,12 @@ from skfeat.nn._sea import (
     semantic_directions,
     semantic_weights,
 )
+from skfeat.nn._sea_multihead import multihead_sea_logits
 
 __all__ = [
     "SeALoss",
     "l2_normalize",
+    "multihead_sea_logits",
     "sea_augment",
     "sea_perturb",
     "semantic_directions",

@@ -3,5 +3,6 @@
 """Classifiers trained on fixed features."""
 
 from skfeat.probing._sea import SeAClassifier
+from skfeat.probing._sea_cv import SeAClassifierCV
 
-__all__ = ["SeAClassifier"]
+__all__ = ["SeAClassifier", "SeAClassifierCV"]

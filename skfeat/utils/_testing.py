@@ -10,11 +10,13 @@ import importlib
 INIT_PARAMS = {
     "DeepFeatureExtractor": {"model": "mlp", "weights": None},
     "SeAClassifier": {"max_epochs": 10, "random_state": 0},
+    "SeAClassifierCV": {"etas": (0.0, 0.8), "max_epochs": 10, "random_state": 0},
 }
 
 _ESTIMATOR_MODULES = {
     "DeepFeatureExtractor": "skfeat.extraction",
     "SeAClassifier": "skfeat.probing",
+    "SeAClassifierCV": "skfeat.probing",
 }
 
 

@@ -1,0 +1,288 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""SeAClassifierCV: SeA with its perturbation strength chosen by CV in one pass."""
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
+
+from skfeat._engine import MultiLinearHead, SeAMultiHeadNet
+from skfeat.nn import SeALoss
+from skfeat.probing._sea import LinearSeAPredictMixin, SeAClassifier, _normalize_rows
+from skfeat.utils import resolve_device, seeded
+
+_SHARED = ("alpha", "temperature", "margin", "lr", "momentum", "weight_decay",
+           "max_epochs", "batch_size", "device", "random_state", "verbose")
+
+
+class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
+    """SeA classifier whose ``eta`` is chosen by cross-validation in one pass.
+
+    Trains one linear head per (eta, fold) pair, plus one per eta on all the
+    data, **together**: one weight tensor of shape (heads, classes, features),
+    the same mini-batch order for every head, and the SeA step of all heads
+    computed at once through the batch's Gram matrix (see
+    :func:`skfeat.nn.multihead_sea_logits`).  ``eta_`` is the eta with the best
+    mean validation score; the all-data head of that eta, trained in the same
+    pass, becomes the final model.  That head sees exactly the batches a
+    separate ``SeAClassifier(eta=eta_, random_state=...)`` fit would, so no
+    refit is needed.
+
+    Read more in the :ref:`User Guide <sea_classifier_cv>`.
+
+    Parameters
+    ----------
+    etas : tuple of float, default=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
+        Candidate perturbation strengths; including 0 keeps the plain probe in
+        the race.
+    cv : int, cross-validation generator or iterable, default=3
+        Splits of the training data, as in ``GridSearchCV`` (stratified
+        K-fold for an int).
+    scoring : str or callable, default=None
+        Validation score; None is accuracy.
+    refit : bool, default=True
+        Train the all-data heads and keep the chosen one as the model.  With
+        False, only ``cv_results_`` and ``eta_`` are computed and the
+        estimator cannot predict.
+    alpha : float, default=0.01
+        Temperature of the semantic projection, as in :class:`SeAClassifier`.
+    temperature : float, default=0.1
+        Softmax temperature of the loss and of ``predict_proba``.
+    margin : float, default=0.0
+        Margin subtracted from the true-class logit during training.
+    lr : float, default=1.6
+        SGD learning rate.
+    momentum : float, default=0.9
+        SGD momentum.
+    weight_decay : float, default=1e-6
+        L2 penalty, coupled as in ``torch.optim.SGD``.
+    max_epochs : int, default=100
+        Passes over the training data.
+    batch_size : int, default=256
+        Rows per shared mini-batch; each fold's head trains on the rows of
+        the batch that lie in its training fold.
+    device : str, default="auto"
+        ``"auto"`` trains on the GPU when one is available.
+    random_state : int, RandomState instance or None, default=None
+        Controls the weight initialisation and the shuffling (and the folds
+        of a shuffling ``cv``).  Pass an int for reproducible output across
+        multiple function calls.
+    verbose : int, default=0
+        Print one line per epoch when positive.
+
+    Attributes
+    ----------
+    eta_ : float
+        The chosen perturbation strength.
+    best_score_ : float
+        Mean validation score of ``eta_``.
+    cv_results_ : dict of ndarray
+        Per eta: ``param_eta``, ``params``, ``split<k>_test_score``,
+        ``mean_test_score``, ``std_test_score`` and ``rank_test_score``, as in
+        ``GridSearchCV``.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coef_ : ndarray of shape (n_classes, n_features)
+        Weights of the chosen all-data head (with ``refit=True``).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``, when ``X`` has string column
+        names.
+    n_splits_ : int
+        Number of cross-validation splits.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Sum over heads of the mean training loss, per epoch.
+    net_ : skorch.NeuralNet
+        The private multi-head training engine.
+
+    See Also
+    --------
+    SeAClassifier : One SeA fit with a given eta.
+
+    Notes
+    -----
+    Ties between etas go to the **smallest** eta, the one closest to the
+    plain probe.  Each fold's head equals a ``SeAClassifier`` trained on that
+    fold with the same seed and the same batches (the fold's rows of the
+    shared batches); with ``batch_size`` at least the number of samples, that
+    is exactly a separate full-batch fit.
+
+    Examples
+    --------
+    >>> from skfeat import SeAClassifierCV
+    >>> from skfeat.datasets import make_lowshot_features
+    >>> X, _, y, _ = make_lowshot_features(n_classes=4, random_state=0)
+    >>> clf = SeAClassifierCV(etas=(0.0, 0.8), max_epochs=30, random_state=0).fit(X, y)
+    >>> clf.eta_, clf.coef_.shape
+    (0.8, (4, 64))
+    """
+
+    _parameter_constraints = {
+        **{name: SeAClassifier._parameter_constraints[name] for name in _SHARED},
+        "etas": ["array-like"],
+        "cv": ["cv_object"],
+        "scoring": [str, callable, None],
+        "refit": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        etas=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2),
+        cv=3,
+        scoring=None,
+        refit=True,
+        alpha=0.01,
+        temperature=0.1,
+        margin=0.0,
+        lr=1.6,
+        momentum=0.9,
+        weight_decay=1e-6,
+        max_epochs=100,
+        batch_size=256,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.etas = etas
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+        self.alpha = alpha
+        self.temperature = temperature
+        self.margin = margin
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _probe(self, eta=0.8):
+        return SeAClassifier(eta=eta, **{name: getattr(self, name) for name in _SHARED})
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train all (eta, fold) heads in one pass, choose eta, keep its all-data head.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features; rows are L2-normalised internally.
+        y : array-like of shape (n_samples,)
+            Labels.
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        etas = np.asarray(self.etas, dtype=np.float64).ravel()
+        if etas.size == 0 or not np.all(np.isfinite(etas)) or np.any(etas < 0):
+            raise ValueError(
+                f"etas must be a non-empty sequence of finite values >= 0; got {self.etas!r}."
+            )
+        self._probe(eta=float(etas.max()))._check_finite_parameters()
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                "SeAClassifierCV needs samples of at least two classes; the data "
+                f"contain only one class: {encoder.classes_[0]!r}."
+            )
+        folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
+        masks = self._group_masks(len(y), folds)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        net = self._build_net(X.shape[1], len(encoder.classes_), masks.shape[1],
+                              tuple(float(eta) for eta in etas), seed)
+        with seeded(seed, net.device):
+            net.fit({"x": _normalize_rows(X), "m": masks}, encoder.transform(y))
+        coefs = net.module_.weights().detach().cpu().numpy()
+
+        self.classes_ = encoder.classes_
+        self.n_splits_ = len(folds)
+        self._record_cv_results(X, y, etas, folds, coefs)
+        if self.refit:
+            self.coef_ = coefs[len(folds) * len(etas) + int(np.flatnonzero(etas == self.eta_)[0])]
+        self.net_ = net
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = list(net.history[:, "train_loss"])
+        return self
+
+    def _group_masks(self, n_samples, folds):
+        """0/1 row masks (n, G): each fold's training rows, then all rows."""
+        masks = [np.zeros(n_samples) for _ in folds]
+        for mask, (train, _) in zip(masks, folds):
+            mask[train] = 1.0
+        if self.refit:
+            masks.append(np.ones(n_samples))
+        return np.stack(masks, axis=1)
+
+    def _build_net(self, n_features, n_classes, n_groups, etas, seed):
+        return SeAMultiHeadNet(
+            MultiLinearHead,
+            module__n_features=n_features,
+            module__n_classes=n_classes,
+            module__n_groups=n_groups,
+            module__heads_per_group=len(etas),
+            criterion=SeALoss,
+            criterion__temperature=self.temperature,
+            criterion__margin=self.margin,
+            criterion__reduction="none",
+            optimizer=torch.optim.SGD,
+            lr=self.lr,
+            optimizer__momentum=self.momentum,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            device=str(resolve_device(self.device)),
+            verbose=int(self.verbose),
+            seed=seed,
+            etas=etas,
+            alpha=self.alpha,
+        )
+
+    def _record_cv_results(self, X, y, etas, folds, coefs):
+        scorer = check_scoring(self._probe(), scoring=self.scoring)
+        scores = np.empty((len(etas), len(folds)))
+        for i, eta in enumerate(etas):
+            for k, (_, test) in enumerate(folds):
+                head = self._probe(eta=float(eta))
+                head.classes_, head.coef_ = self.classes_, coefs[k * len(etas) + i]
+                head.n_features_in_ = X.shape[1]
+                scores[i, k] = scorer(head, X[test], y[test])
+        means = scores.mean(axis=1)
+        best = int(np.flatnonzero(means == means.max())[np.argmin(etas[means == means.max()])])
+        ranks = rankdata(-means, method="min").astype(np.int32)  # as GridSearchCV
+        self.cv_results_ = {
+            "param_eta": np.ma.MaskedArray(etas, mask=False),
+            "params": [{"eta": float(eta)} for eta in etas],
+            **{f"split{k}_test_score": scores[:, k] for k in range(len(folds))},
+            "mean_test_score": means,
+            "std_test_score": scores.std(axis=1),
+            "rank_test_score": ranks,
+        }
+        self.eta_ = float(etas[best])
+        self.best_score_ = float(means[best])
+
+    def _logits(self, X):
+        if not self.refit:
+            raise AttributeError(
+                "SeAClassifierCV(refit=False) keeps no final model; use refit=True "
+                "to predict."
+            )
+        return super()._logits(X)
