@@ -16,9 +16,9 @@ DEFAULT_CACHE = os.path.join(
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 USER_CODE = """\
-features = DeepFeatureExtractor("efficientnet_lite0", memory="{cache}").transform(image_paths)
-search = GridSearchCV(SeAClassifier(), {{"eta": [0.0, 0.4, 0.8, 1.2]}}, cv=3).fit(features, labels)
-predictions = search.predict(DeepFeatureExtractor("efficientnet_lite0").transform(new_paths))"""
+extractor = DeepFeatureExtractor("efficientnet_lite0", memory="{cache}")
+clf = SeAClassifierCV(cv=3).fit(extractor.transform(image_paths), labels)   # eta by CV
+predictions = clf.predict(extractor.transform(new_paths))"""
 
 
 def _load_dataset(name):
