@@ -21,9 +21,13 @@ def gains(records):
     by = {(r["method"], r["k"], r["seed"]): r["accuracy"] for r in records}
     rows = []
     for k in dict.fromkeys(r["k"] for r in records):
-        seeds = [r["seed"] for r in records if r["k"] == k and r["method"] == "SeA eta by CV"]
+        seeds = [
+            r["seed"] for r in records if r["k"] == k and r["method"] == "SeA eta by CV"
+        ]
         over_lr = [by[("SeA eta by CV", k, s)] - by[("tuned LR", k, s)] for s in seeds]
-        over_eta0 = [by[("SeA eta by CV", k, s)] - by[("SeA eta=0", k, s)] for s in seeds]
+        over_eta0 = [
+            by[("SeA eta by CV", k, s)] - by[("SeA eta=0", k, s)] for s in seeds
+        ]
         rows.append((k, 100 * np.mean(over_lr), 100 * np.mean(over_eta0)))
     return rows
 
@@ -39,11 +43,21 @@ if __name__ == "__main__":
     for path in args.features:
         with np.load(path) as data:
             X, y = data["features"], data["labels"]
-        records = compare_probes(X, y, shots=shots, seeds=tuple(range(args.seeds)),
-                                 max_epochs=args.max_epochs, log=lambda line: None)
-        print(f"\n== {os.path.basename(path)}: {X.shape[0]} x {X.shape[1]}, "
-              f"{len(np.unique(y))} classes")
+        records = compare_probes(
+            X,
+            y,
+            shots=shots,
+            seeds=tuple(range(args.seeds)),
+            max_epochs=args.max_epochs,
+            log=lambda line: None,
+        )
+        print(
+            f"\n== {os.path.basename(path)}: {X.shape[0]} x {X.shape[1]}, "
+            f"{len(np.unique(y))} classes"
+        )
         print(format_table(records))
         for k, over_lr, over_eta0 in gains(records):
-            print(f"  k={k!s:>3}: SeA gain over tuned LR {over_lr:+5.1f} points, "
-                  f"over eta=0 {over_eta0:+5.1f} points")
+            print(
+                f"  k={k!s:>3}: SeA gain over tuned LR {over_lr:+5.1f} points, "
+                f"over eta=0 {over_eta0:+5.1f} points"
+            )

@@ -23,15 +23,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import PIL.Image
 import torch
+from _timing import best_of
 
 from skfeat import DeepFeatureExtractor
 from skfeat.extraction._cache import cached_backbone
 from skfeat.extraction._inputs import image_dataset
+from skfeat.models import get_backbone
 
 MODEL = "resnet50"
 
@@ -49,39 +50,30 @@ def _loop(network, tensors, batch_size, channels_last, inference):
 def throughput(n_images, rounds, batch_size):
     rng = np.random.RandomState(0)
     images = rng.randint(0, 256, (n_images, 256, 256, 3), dtype=np.uint8)
-    extractor = DeepFeatureExtractor(MODEL, weights=None, batch_size=batch_size, device="cpu")
+    extractor = DeepFeatureExtractor(
+        MODEL, weights=None, batch_size=batch_size, device="cpu"
+    )
     backbone = cached_backbone(
         MODEL, weights=None, layer=None, pooling="avg", in_features=None, device="cpu"
     )
     prep = backbone.preprocessing
     dataset = image_dataset(images, prep)
     tensors = prep.normalize(torch.stack([dataset[i] for i in range(n_images)]))
-    naive_net = cached_backbone(
-        MODEL, weights=None, layer="logits", pooling="avg", in_features=None, device="cpu"
-    )
-    naive_net = type(naive_net)(
-        naive_net.body, pooling="avg", input_kind="image",
-        preprocessing=prep, weights_id="",
-    )
-    naive_net.to(memory_format=torch.contiguous_format)
+    naive_net = get_backbone(MODEL, weights=None).eval()  # fp32, NCHW, fresh module
 
     methods = {
         "skfeat": lambda: extractor.transform(images),
         "bare": lambda: _loop(backbone, tensors, batch_size, True, True),
         "naive": lambda: _loop(naive_net, tensors, batch_size, False, False),
     }
-    extractor.transform(images[:batch_size])  # warm up every path once
-    for fn in ("bare", "naive"):
-        _loop(backbone if fn == "bare" else naive_net, tensors[:batch_size], batch_size,
-              fn == "bare", fn == "bare")
-    best = {name: float("inf") for name in methods}
-    for _ in range(rounds):  # interleaved rounds, best of each: robust to noise
-        for name, fn in methods.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+    best_of(
+        {name: lambda fn=fn: fn() for name, fn in methods.items()}, rounds=1
+    )  # warm-up
+    best, _ = best_of(methods, rounds)
     rates = {name: n_images / seconds for name, seconds in best.items()}
-    print(f"threads={torch.get_num_threads()} images={n_images} batch={batch_size} model={MODEL}")
+    print(
+        f"threads={torch.get_num_threads()} images={n_images} batch={batch_size} model={MODEL}"
+    )
     for name, rate in rates.items():
         print(f"  {name:7s} {rate:7.2f} images/s")
     print(f"skfeat / bare  = {rates['skfeat'] / rates['bare']:.3f}  (target >= 0.9)")
@@ -110,9 +102,16 @@ def peak_rss(n_files, image_size):
             PIL.Image.fromarray(image).save(os.path.join(folder, f"{i:05d}.png"))
         output = subprocess.run(
             [sys.executable, "-c", _RSS_CHILD, folder, MODEL, str(image_size)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.split()
-    n, d, seconds, rss_kib = int(output[0]), int(output[1]), float(output[2]), int(output[3])
+    n, d, seconds, rss_kib = (
+        int(output[0]),
+        int(output[1]),
+        float(output[2]),
+        int(output[3]),
+    )
     decoded_gib = n * 3 * 260 * 300 / 2**30
     print(
         f"files={n} model={MODEL} image_size={image_size} features=({n}, {d}) "

@@ -56,9 +56,12 @@ def main(n_images, model, image_size):
     labels = digits.target[:n_images]
     forwarded = [0]
     params = dict(weights=None, image_size=image_size, batch_size=64, device="cpu")
-    backbone = cached_backbone(model, weights=None, layer=None, pooling="avg",
-                               in_features=None, device="cpu")
-    backbone.register_forward_pre_hook(lambda m, args: forwarded.__setitem__(0, forwarded[0] + len(args[0])))
+    backbone = cached_backbone(
+        model, weights=None, layer=None, pooling="avg", in_features=None, device="cpu"
+    )
+    backbone.register_forward_pre_hook(
+        lambda m, args: forwarded.__setitem__(0, forwarded[0] + len(args[0]))
+    )
     probe = SeAClassifier(max_epochs=30, random_state=0)
 
     with tempfile.TemporaryDirectory() as cache:
@@ -70,21 +73,28 @@ def main(n_images, model, image_size):
 
         search = GridSearchCV(
             make_pipeline(DeepFeatureExtractor(model, memory=cache, **params), probe),
-            {"seaclassifier__eta": GRID}, cv=5,
+            {"seaclassifier__eta": GRID},
+            cv=5,
         )
         with LookupCounter() as counter:
             start = time.perf_counter()
             search.fit(images, labels)
             searched = time.perf_counter() - start
-    print(f"{n_images} digits images, model={model} (image_size={image_size}), "
-          f"{len(GRID)} etas x 5 folds + refit, threads={torch.get_num_threads()}")
+    print(
+        f"{n_images} digits images, model={model} (image_size={image_size}), "
+        f"{len(GRID)} etas x 5 folds + refit, threads={torch.get_num_threads()}"
+    )
     print(f"  one extraction + probe search   {floor:7.2f} s")
     print(f"  pipeline search with memory=    {searched:7.2f} s")
     print(f"ratio = {searched / floor:.3f}  (target <= 1.2)")
-    print(f"images through the network during the search: {forwarded[0]} "
-          f"(unique images: {len(images)})")
-    print(f"cache look-ups {counter.lookups}, hits {counter.hits}, "
-          f"hit rate {counter.hits / counter.lookups:.3f}")
+    print(
+        f"images through the network during the search: {forwarded[0]} "
+        f"(unique images: {len(images)})"
+    )
+    print(
+        f"cache look-ups {counter.lookups}, hits {counter.hits}, "
+        f"hit rate {counter.hits / counter.lookups:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ Usage: python benchmarks/bench_sea.py [--epochs 30] [--rounds 2]
 """
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from _timing import best_of
 from sklearn.linear_model import LogisticRegression
 
 from skfeat import SeAClassifier
@@ -32,14 +32,18 @@ def bare_loop(X, y, epochs, batch_size, dtype, seed=0):
     y = torch.as_tensor(y)
     torch.manual_seed(seed)
     head = torch.nn.Linear(X.shape[1], int(y.max()) + 1, bias=False, dtype=dtype)
-    optimizer = torch.optim.SGD(head.parameters(), lr=1.6, momentum=0.9, weight_decay=1e-6)
+    optimizer = torch.optim.SGD(
+        head.parameters(), lr=1.6, momentum=0.9, weight_decay=1e-6
+    )
     loss_fn = SeALoss()
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         order = torch.randperm(len(X), generator=generator)
         for start in range(0, len(X), batch_size):
             rows = order[start : start + batch_size]
-            x = sea_augment(head, X[rows], y[rows], eta=0.8, alpha=0.01, loss_fn=loss_fn)
+            x = sea_augment(
+                head, X[rows], y[rows], eta=0.8, alpha=0.01, loss_fn=loss_fn
+            )
             optimizer.zero_grad()
             loss_fn(head(x), y[rows]).backward()
             optimizer.step()
@@ -58,12 +62,7 @@ def main(epochs, rounds, batch_size):
         "bare float32": lambda: bare_loop(X, y, epochs, batch_size, torch.float32),
         "LogisticRegression": lambda: LogisticRegression().fit(X, y),
     }
-    best, models = {}, {}
-    for _ in range(rounds):  # interleaved rounds, best of each: robust to noise
-        for name, fit in fits.items():
-            start = time.perf_counter()
-            models[name] = fit()
-            best[name] = min(best.get(name, np.inf), time.perf_counter() - start)
+    best, models = best_of(fits, rounds)
 
     def accuracy(name):
         model = models[name]
@@ -73,15 +72,21 @@ def main(epochs, rounds, batch_size):
             return np.mean((X_test @ weight.T).argmax(1) == y_test)
         return model.score(X_test, y_test)
 
-    print(f"X={X.shape} classes=10 epochs={epochs} batch={batch_size} "
-          f"threads={torch.get_num_threads()}")
+    print(
+        f"X={X.shape} classes=10 epochs={epochs} batch={batch_size} "
+        f"threads={torch.get_num_threads()}"
+    )
     for name in fits:
         print(f"  {name:20s} {best[name]:7.2f} s   test accuracy {accuracy(name):.4f}")
     ratio = best["SeAClassifier"] / best["bare float64"]
     print(f"SeAClassifier / bare float64 = {ratio:.3f}  (target <= 1.25)")
-    print(f"SeAClassifier / bare float32 = {best['SeAClassifier'] / best['bare float32']:.3f}")
-    print(f"SeAClassifier / LogisticRegression = "
-          f"{best['SeAClassifier'] / best['LogisticRegression']:.3f}")
+    print(
+        f"SeAClassifier / bare float32 = {best['SeAClassifier'] / best['bare float32']:.3f}"
+    )
+    print(
+        f"SeAClassifier / LogisticRegression = "
+        f"{best['SeAClassifier'] / best['LogisticRegression']:.3f}"
+    )
 
 
 if __name__ == "__main__":

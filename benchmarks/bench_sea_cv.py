@@ -11,11 +11,11 @@ Usage: python benchmarks/bench_sea_cv.py [--per-class 150] [--epochs 30] [--feat
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 import torch
+from _timing import best_of
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
@@ -30,8 +30,12 @@ def main(per_class, epochs, features, rounds):
         with np.load(features) as data:
             X, y = data["features"], data["labels"]
     else:
-        X, _, y, _ = make_lowshot_features(n_features=2048, n_train_per_class=per_class,
-                                           n_test_per_class=1, random_state=0)
+        X, _, y, _ = make_lowshot_features(
+            n_features=2048,
+            n_train_per_class=per_class,
+            n_test_per_class=1,
+            random_state=0,
+        )
     folds = StratifiedKFold(3)
     warnings.simplefilter("ignore", ConvergenceWarning)  # large etas may collapse
     fits = {
@@ -40,28 +44,33 @@ def main(per_class, epochs, features, rounds):
         ).fit(X, y),
         "grid search": lambda: GridSearchCV(
             SeAClassifier(max_epochs=epochs, random_state=0, device="cpu"),
-            {"eta": list(ETAS)}, cv=folds,
+            {"eta": list(ETAS)},
+            cv=folds,
         ).fit(X, y),
     }
-    best, models = {}, {}
-    for _ in range(rounds):  # interleaved rounds, best of each: robust to noise
-        for name, fit in fits.items():
-            start = time.perf_counter()
-            models[name] = fit()
-            best[name] = min(best.get(name, np.inf), time.perf_counter() - start)
+    best, models = best_of(fits, rounds)
     one_pass, search = models["one pass"], models["grid search"]
     one_pass_seconds, search_seconds = best["one pass"], best["grid search"]
 
-    print(f"X={X.shape} classes={len(np.unique(y))} etas={len(ETAS)} folds=3 "
-          f"epochs={epochs} threads={torch.get_num_threads()}")
-    print(f"  SeAClassifierCV  {one_pass_seconds:7.2f} s   eta_={one_pass.eta_}  "
-          f"mean validation accuracy {one_pass.best_score_:.4f}")
-    print(f"  GridSearchCV     {search_seconds:7.2f} s   eta={search.best_params_['eta']}  "
-          f"mean validation accuracy {search.best_score_:.4f}")
+    print(
+        f"X={X.shape} classes={len(np.unique(y))} etas={len(ETAS)} folds=3 "
+        f"epochs={epochs} threads={torch.get_num_threads()}"
+    )
+    print(
+        f"  SeAClassifierCV  {one_pass_seconds:7.2f} s   eta_={one_pass.eta_}  "
+        f"mean validation accuracy {one_pass.best_score_:.4f}"
+    )
+    print(
+        f"  GridSearchCV     {search_seconds:7.2f} s   eta={search.best_params_['eta']}  "
+        f"mean validation accuracy {search.best_score_:.4f}"
+    )
     print(f"speed-up = {search_seconds / one_pass_seconds:.2f}x  (target >= 3)")
     print("per-eta mean validation accuracy (one pass / grid search):")
-    for eta, a, b in zip(ETAS, one_pass.cv_results_["mean_test_score"],
-                         search.cv_results_["mean_test_score"]):
+    for eta, a, b in zip(
+        ETAS,
+        one_pass.cv_results_["mean_test_score"],
+        search.cv_results_["mean_test_score"],
+    ):
         print(f"  eta={eta:.1f}  {a:.4f} / {b:.4f}")
 
 

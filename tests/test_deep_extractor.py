@@ -75,7 +75,10 @@ def test_deep_extractor_grayscale_and_rgba_become_rgb(rgb_images):
 
 def test_deep_extractor_files_of_any_size_keep_order(tmp_path):
     rng = np.random.RandomState(1)
-    images = [rng.randint(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(20, 50), (64, 33), (32, 32)]]
+    images = [
+        rng.randint(0, 256, (h, w, 3), dtype=np.uint8)
+        for h, w in [(20, 50), (64, 33), (32, 32)]
+    ]
     paths = _save_pngs(images, tmp_path)
     extractor = DeepFeatureExtractor(**TINY, batch_size=2)
     features = extractor.transform(paths)
@@ -89,7 +92,9 @@ def test_deep_extractor_files_of_any_size_keep_order(tmp_path):
 def test_deep_extractor_worker_processes_match_main_process(rgb_images, tmp_path):
     paths = _save_pngs(rgb_images, tmp_path)
     serial = DeepFeatureExtractor(**TINY, batch_size=2).transform(paths)
-    parallel = DeepFeatureExtractor(**TINY, batch_size=2, num_workers=2).transform(paths)
+    parallel = DeepFeatureExtractor(**TINY, batch_size=2, num_workers=2).transform(
+        paths
+    )
     assert_array_equal(serial, parallel)
 
 
@@ -99,7 +104,10 @@ def _reference_features(network, images_uint8, weights):
     network.eval()
     preset = weights.transforms()
     batch = torch.stack(
-        [preset(torch.from_numpy(im).permute(2, 0, 1).float() / 255) for im in images_uint8]
+        [
+            preset(torch.from_numpy(im).permute(2, 0, 1).float() / 255)
+            for im in images_uint8
+        ]
     )
     with torch.no_grad():
         return network(batch).numpy()
@@ -122,9 +130,13 @@ def test_deep_extractor_layer_and_pooling(rgb_images, pooling):
         "resnet18", weights=None, layer="layer3", pooling=pooling, image_size=32
     )
     features = extractor.transform(rgb_images[:2])
-    maps = DeepFeatureExtractor(
-        "resnet18", weights=None, layer="layer3", pooling=None, image_size=32
-    ).transform(rgb_images[:2]).reshape(2, 256, 2, 2)
+    maps = (
+        DeepFeatureExtractor(
+            "resnet18", weights=None, layer="layer3", pooling=None, image_size=32
+        )
+        .transform(rgb_images[:2])
+        .reshape(2, 256, 2, 2)
+    )
     expected = {
         "avg": maps.mean((2, 3)),
         "max": maps.max((2, 3)),
@@ -135,26 +147,35 @@ def test_deep_extractor_layer_and_pooling(rgb_images, pooling):
 
 
 def test_deep_extractor_logits_layer(rgb_images):
-    logits = DeepFeatureExtractor("resnet18", weights=None, layer="logits", image_size=32)
+    logits = DeepFeatureExtractor(
+        "resnet18", weights=None, layer="logits", image_size=32
+    )
     assert logits.transform(rgb_images[:1]).shape == (1, 1000)
 
 
 def test_deep_extractor_callable_model_uses_input_of_last_linear(rgb_images):
     def factory():
         return nn.Sequential(
-            nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6),
-            nn.ReLU(), nn.Linear(6, 10),
+            nn.Conv2d(3, 4, 3),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 6),
+            nn.ReLU(),
+            nn.Linear(6, 10),
         )
 
     features = DeepFeatureExtractor(factory, image_size=16).transform(rgb_images)
-    logits = DeepFeatureExtractor(factory, image_size=16, layer="logits").transform(rgb_images)
+    logits = DeepFeatureExtractor(factory, image_size=16, layer="logits").transform(
+        rgb_images
+    )
     assert features.shape == (6, 6) and logits.shape == (6, 10)
     net = get_backbone(factory, layer="logits").body.eval()
     assert_allclose(
         logits,
         np.maximum(features, 0) @ net[5].weight.detach().numpy().T
         + net[5].bias.detach().numpy(),
-        rtol=1e-4, atol=1e-5,
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 
@@ -179,18 +200,24 @@ def test_deep_extractor_loads_weights_from_torch_home_cache(torch_home, rgb_imag
     cache_dir.mkdir(parents=True)
     torch.save(state, cache_dir / weights.url.rsplit("/", 1)[1])
 
-    extractor = DeepFeatureExtractor("resnet18", weights="IMAGENET1K_V1").fit(rgb_images)
+    extractor = DeepFeatureExtractor("resnet18", weights="IMAGENET1K_V1").fit(
+        rgb_images
+    )
     assert extractor.weights_ == "ResNet18_Weights.IMAGENET1K_V1"
     network = torchvision.models.resnet18()
     network.load_state_dict(state)
     expected = _reference_features(network, rgb_images[:2], weights)
     assert_allclose(extractor.transform(rgb_images[:2]), expected, rtol=1e-4, atol=1e-5)
     by_enum = DeepFeatureExtractor("resnet18", weights=weights)
-    assert_array_equal(by_enum.transform(rgb_images[:2]), extractor.transform(rgb_images[:2]))
+    assert_array_equal(
+        by_enum.transform(rgb_images[:2]), extractor.transform(rgb_images[:2])
+    )
 
 
 @pytest.mark.parametrize("wrapper", ["plain", "state_dict", "ddp"])
-def test_deep_extractor_loads_local_checkpoint(torch_home, tmp_path, rgb_images, wrapper):
+def test_deep_extractor_loads_local_checkpoint(
+    torch_home, tmp_path, rgb_images, wrapper
+):
     state = _random_resnet18_state(5)
     saved = {
         "plain": state,
@@ -223,7 +250,9 @@ def test_deep_extractor_rejects_mismatched_checkpoint(tmp_path, rgb_images):
         DeepFeatureExtractor("resnet18", weights=path).fit(rgb_images)
 
 
-def test_deep_extractor_missing_weights_fail_fast_offline(torch_home, monkeypatch, rgb_images):
+def test_deep_extractor_missing_weights_fail_fast_offline(
+    torch_home, monkeypatch, rgb_images
+):
     def unreachable(*args, **kwargs):
         raise OSError("network is unreachable")
 
@@ -245,7 +274,11 @@ def test_deep_extractor_missing_weights_fail_fast_offline(torch_home, monkeypatc
         (dict(model=3), ValueError, "model"),
         (dict(model="resnet18", weights="IMAGENET9K"), ValueError, "IMAGENET1K_V1"),
         (dict(model="resnet18", weights=None, layer="layer9"), ValueError, "layer9"),
-        (dict(model="tiny_cnn", weights="DEFAULT"), ValueError, "no pretrained weights"),
+        (
+            dict(model="tiny_cnn", weights="DEFAULT"),
+            ValueError,
+            "no pretrained weights",
+        ),
         (dict(**TINY, batch_size=0), ValueError, "batch_size"),
         (dict(**TINY, pooling="median"), ValueError, "pooling"),
         (dict(**TINY, precision="int8"), ValueError, "precision"),
@@ -308,7 +341,9 @@ def test_deep_extractor_is_stateless_and_clone_shares_model(rgb_images):
 
 
 def test_deep_extractor_pickle_holds_parameters_only(rgb_images):
-    extractor = DeepFeatureExtractor("resnet18", weights=None, image_size=32).fit(rgb_images)
+    extractor = DeepFeatureExtractor("resnet18", weights=None, image_size=32).fit(
+        rgb_images
+    )
     blob = pickle.dumps(extractor)
     assert len(blob) < 5_000
     assert b"Tensor" not in blob and b"torch.nn" not in blob
@@ -325,7 +360,11 @@ def test_deep_extractor_pipeline_and_pandas_output(rgb_images):
         StandardScaler(),
     )
     assert pipe.fit_transform(rgb_images).shape == (6, 16)
-    frame = DeepFeatureExtractor(**TINY).set_output(transform="pandas").fit_transform(rgb_images)
+    frame = (
+        DeepFeatureExtractor(**TINY)
+        .set_output(transform="pandas")
+        .fit_transform(rgb_images)
+    )
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.columns[:2]) == ["deepfeatureextractor0", "deepfeatureextractor1"]
 
@@ -360,11 +399,15 @@ def test_import_touches_no_cuda_model_or_network():
 
 @pytest.mark.gpu
 def test_deep_extractor_gpu_matches_cpu(rgb_images):
-    cpu = DeepFeatureExtractor("resnet18", weights=None, device="cpu").transform(rgb_images)
+    cpu = DeepFeatureExtractor("resnet18", weights=None, device="cpu").transform(
+        rgb_images
+    )
     gpu = DeepFeatureExtractor(
         "resnet18", weights=None, device="cuda", precision="float32"
     ).transform(rgb_images)
     assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3)
-    amp = DeepFeatureExtractor("resnet18", weights=None, device="cuda").transform(rgb_images)
+    amp = DeepFeatureExtractor("resnet18", weights=None, device="cuda").transform(
+        rgb_images
+    )
     assert amp.dtype == np.float32
     assert_allclose(amp, cpu, rtol=0.1, atol=0.05)

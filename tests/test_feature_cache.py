@@ -22,12 +22,16 @@ class CountingNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, stride=2), nn.AdaptiveAvgPool2d(1),
-                                      nn.Flatten())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.fc = nn.Linear(6, 3)
 
     def forward(self, x):
-        if CountingNet.fail_after is not None and CountingNet.seen >= CountingNet.fail_after:
+        if (
+            CountingNet.fail_after is not None
+            and CountingNet.seen >= CountingNet.fail_after
+        ):
             raise KeyboardInterrupt
         CountingNet.seen += len(x)
         return self.fc(self.features(x))
@@ -46,7 +50,9 @@ def images():
 
 
 def _extractor(memory, **params):
-    return DeepFeatureExtractor(CountingNet, image_size=16, batch_size=4, memory=memory, **params)
+    return DeepFeatureExtractor(
+        CountingNet, image_size=16, batch_size=4, memory=memory, **params
+    )
 
 
 def _entries(directory):
@@ -118,7 +124,9 @@ def test_grid_search_sees_each_image_once(images, tmp_path):
     """Issue #5: across fit, predict and score of a 4 x 5 search, one forward per image."""
     labels = np.arange(20) % 2
     search = GridSearchCV(
-        make_pipeline(_extractor(tmp_path), SeAClassifier(max_epochs=5, random_state=0)),
+        make_pipeline(
+            _extractor(tmp_path), SeAClassifier(max_epochs=5, random_state=0)
+        ),
         {"seaclassifier__eta": [0.0, 0.4, 0.8, 1.2]},
         cv=5,
     )

@@ -20,7 +20,9 @@ CATEGORIES = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"
 
 
 def _top1(images):
-    logits = DeepFeatureExtractor("efficientnet_lite0", layer="logits").transform(images)
+    logits = DeepFeatureExtractor("efficientnet_lite0", layer="logits").transform(
+        images
+    )
     return [CATEGORIES[i] for i in logits.argmax(1)]
 
 
@@ -62,7 +64,9 @@ def test_load_by_order_checks_count_and_shapes():
 def test_timm_model_by_name(rgb_images):
     features = DeepFeatureExtractor("timm/resnet18", weights=None, image_size=32)
     assert features.transform(rgb_images).shape == (6, 512)
-    logits = DeepFeatureExtractor("timm/resnet18", weights=None, layer="logits", image_size=32)
+    logits = DeepFeatureExtractor(
+        "timm/resnet18", weights=None, layer="logits", image_size=32
+    )
     assert logits.transform(rgb_images).shape == (6, 1000)
     with pytest.raises(ValueError, match="not a timm model"):
         DeepFeatureExtractor("timm/not_a_model_at_all", weights=None).fit(rgb_images)

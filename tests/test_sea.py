@@ -9,7 +9,13 @@ from sklearn.metrics import accuracy_score
 
 from skfeat import SeAClassifier
 from skfeat.datasets import make_lowshot_features
-from skfeat.nn import SeALoss, sea_augment, sea_perturb, semantic_directions, semantic_weights
+from skfeat.nn import (
+    SeALoss,
+    sea_augment,
+    sea_perturb,
+    semantic_directions,
+    semantic_weights,
+)
 
 # ---------------------------------------------------------------------------
 # An independent reference of methods.md section 1.7, written from the
@@ -25,8 +31,22 @@ def _probs(W, X, y, lam, delta):
     return torch.softmax(logits / lam, dim=1)
 
 
-def reference_fit(X, y, *, eta, direction="semantic", alpha=0.01, lam=0.1, delta=0.0,
-                  lr=1.6, momentum=0.9, wd=1e-6, epochs=30, batch_size=256, random_state=0):
+def reference_fit(
+    X,
+    y,
+    *,
+    eta,
+    direction="semantic",
+    alpha=0.01,
+    lam=0.1,
+    delta=0.0,
+    lr=1.6,
+    momentum=0.9,
+    wd=1e-6,
+    epochs=30,
+    batch_size=256,
+    random_state=0,
+):
     """Return W trained as the SeA pseudocode says, seeded like SeAClassifier."""
     seed = int(np.random.RandomState(random_state).randint(np.iinfo(np.int32).max))
     X32 = np.asarray(X, dtype=np.float32)
@@ -37,7 +57,11 @@ def reference_fit(X, y, *, eta, direction="semantic", alpha=0.01, lam=0.1, delta
     n_classes = int(y.max()) + 1
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        W = torch.nn.Linear(d, n_classes, bias=False, dtype=torch.float64).weight.detach().clone()
+        W = (
+            torch.nn.Linear(d, n_classes, bias=False, dtype=torch.float64)
+            .weight.detach()
+            .clone()
+        )
     generator = torch.Generator().manual_seed(seed)
     onehot = torch.nn.functional.one_hot(y, n_classes).double()
     buf = None
@@ -80,7 +104,11 @@ def test_sea_loss_gradient_matches_formula(margin):
     y = torch.tensor([0, 1, 3, 3, 2])
     loss = SeALoss(temperature=0.1, margin=margin)(x @ W.T, y)
     (grad,) = torch.autograd.grad(loss, x)
-    expected = (_probs(W, x.detach(), y, 0.1, margin) - torch.eye(4, dtype=torch.float64)[y]) @ W / 5
+    expected = (
+        (_probs(W, x.detach(), y, 0.1, margin) - torch.eye(4, dtype=torch.float64)[y])
+        @ W
+        / 5
+    )
     torch.testing.assert_close(grad, expected)
 
 
@@ -123,7 +151,9 @@ def test_semantic_weights_become_one_hot_as_alpha_vanishes():
 def test_semantic_weights_uniform_for_zero_gradient():
     x, _ = _batch()
     weights = semantic_weights(x, torch.zeros_like(x))
-    expected = (torch.ones(6, 6, dtype=torch.float64) - torch.eye(6, dtype=torch.float64)) / 5
+    expected = (
+        torch.ones(6, 6, dtype=torch.float64) - torch.eye(6, dtype=torch.float64)
+    ) / 5
     torch.testing.assert_close(weights, expected)
 
 
@@ -162,11 +192,14 @@ def test_sea_augment_unit_norm_copy_and_degenerate_rows():
 @pytest.mark.parametrize("eta, batch_size", [(0.0, 256), (0.8, 256), (0.8, 16)])
 def test_sea_classifier_matches_reference_loop(eta, batch_size):
     """Agreement to rounding; 10 epochs, since with alpha=0.01 rounding gaps grow ~2x per epoch."""
-    X_train, _, y_train, _ = make_lowshot_features(n_classes=4, n_features=16, random_state=1)
+    X_train, _, y_train, _ = make_lowshot_features(
+        n_classes=4, n_features=16, random_state=1
+    )
     clf = SeAClassifier(eta=eta, max_epochs=10, batch_size=batch_size, random_state=3)
     clf.fit(X_train, y_train)
-    expected = reference_fit(X_train, y_train, eta=eta, epochs=10, batch_size=batch_size,
-                             random_state=3)
+    expected = reference_fit(
+        X_train, y_train, eta=eta, epochs=10, batch_size=batch_size, random_state=3
+    )
     assert_allclose(clf.coef_, expected, rtol=1e-8, atol=1e-9)
 
 
@@ -175,7 +208,9 @@ def test_sea_classifier_eta_zero_is_plain_probe():
     X_train, _, y_train, _ = make_lowshot_features(random_state=2)
     plain = SeAClassifier(eta=0.0, max_epochs=20, random_state=0).fit(X_train, y_train)
     sea = SeAClassifier(eta=0.8, max_epochs=20, random_state=0).fit(X_train, y_train)
-    assert_allclose(plain.coef_, reference_fit(X_train, y_train, eta=0, epochs=20), rtol=1e-9)
+    assert_allclose(
+        plain.coef_, reference_fit(X_train, y_train, eta=0, epochs=20), rtol=1e-9
+    )
     assert not np.allclose(plain.coef_, sea.coef_)
 
 
@@ -185,9 +220,13 @@ def test_sea_classifier_beats_plain_probe_and_raw_gradient_low_shot():
     for seed in range(5):
         X_train, X_test, y_train, y_test = make_lowshot_features(random_state=seed)
         for name, eta in (("plain", 0.0), ("sea", 0.8)):
-            clf = SeAClassifier(eta=eta, max_epochs=30, random_state=seed).fit(X_train, y_train)
+            clf = SeAClassifier(eta=eta, max_epochs=30, random_state=seed).fit(
+                X_train, y_train
+            )
             scores[name].append(clf.score(X_test, y_test))
-        W = reference_fit(X_train, y_train, eta=0.8, direction="raw", epochs=30, random_state=seed)
+        W = reference_fit(
+            X_train, y_train, eta=0.8, direction="raw", epochs=30, random_state=seed
+        )
         scores["raw"].append(_accuracy(W, X_test, y_test))
     means = {name: np.mean(values) for name, values in scores.items()}
     assert means["sea"] >= means["plain"] + 0.03, means
@@ -198,7 +237,9 @@ def test_sea_classifier_batch_of_one_trains_without_nan():
     X, y = make_classification(n_samples=9, n_features=5, random_state=0)
     clf = SeAClassifier(batch_size=1, max_epochs=3, random_state=0).fit(X, y)
     assert np.isfinite(clf.coef_).all()
-    odd = SeAClassifier(batch_size=4, max_epochs=3, random_state=0).fit(X, y)  # last batch of 1
+    odd = SeAClassifier(batch_size=4, max_epochs=3, random_state=0).fit(
+        X, y
+    )  # last batch of 1
     assert np.isfinite(odd.coef_).all()
     assert np.isfinite(odd.loss_curve_).all()
 
@@ -251,8 +292,13 @@ def test_sea_classifier_attributes_and_history():
 
 def test_sea_classifier_early_stopping_holds_out_validation():
     X_train, _, y_train, _ = make_lowshot_features(n_train_per_class=20, random_state=0)
-    clf = SeAClassifier(early_stopping=True, n_iter_no_change=3, max_epochs=200,
-                        validation_fraction=0.2, random_state=0).fit(X_train, y_train)
+    clf = SeAClassifier(
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_epochs=200,
+        validation_fraction=0.2,
+        random_state=0,
+    ).fit(X_train, y_train)
     assert clf.n_iter_ < 200
     assert "valid_loss" in clf.net_.history[-1]
     plain = SeAClassifier(max_epochs=2, random_state=0).fit(X_train, y_train)

@@ -20,29 +20,41 @@ ETAS = (0.0, 0.4, 0.8, 1.2)
 
 @pytest.fixture(scope="module")
 def lowshot():
-    X, _, y, _ = make_lowshot_features(n_classes=4, n_features=16, n_train_per_class=8,
-                                       random_state=1)
+    X, _, y, _ = make_lowshot_features(
+        n_classes=4, n_features=16, n_train_per_class=8, random_state=1
+    )
     return X, y
 
 
 def test_multihead_logits_equal_explicit_sea_per_head():
     """The Gram-matrix computation equals sea_augment + head, with masks, margin, zero rows."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.nn.functional.normalize(torch.randn(20, 32, generator=gen, dtype=torch.float64), dim=1)
+    x = torch.nn.functional.normalize(
+        torch.randn(20, 32, generator=gen, dtype=torch.float64), dim=1
+    )
     x[3] = 0.0
     y = torch.randint(0, 5, (20,), generator=gen)
     weight = torch.randn(4, 5, 32, generator=gen, dtype=torch.float64)
     etas = torch.tensor(ETAS, dtype=torch.float64)
     mult = torch.ones(4, 20, dtype=torch.float64)
     mult[2, :7] = 0.0
-    logits = multihead_sea_logits(weight, x, y, etas, alpha=0.01, temperature=0.1,
-                                  margin=0.1, multiplicity=mult)
-    unmasked = multihead_sea_logits(weight, x, y, etas, alpha=0.01, temperature=0.1, margin=0.1)
+    logits = multihead_sea_logits(
+        weight, x, y, etas, alpha=0.01, temperature=0.1, margin=0.1, multiplicity=mult
+    )
+    unmasked = multihead_sea_logits(
+        weight, x, y, etas, alpha=0.01, temperature=0.1, margin=0.1
+    )
     torch.testing.assert_close(unmasked[0], logits[0])
     for h in range(4):
         rows = mult[h] > 0
-        augmented = sea_augment(lambda z: z @ weight[h].T, x[rows], y[rows], eta=ETAS[h],
-                                alpha=0.01, loss_fn=SeALoss(0.1, 0.1))
+        augmented = sea_augment(
+            lambda z: z @ weight[h].T,
+            x[rows],
+            y[rows],
+            eta=ETAS[h],
+            alpha=0.01,
+            loss_fn=SeALoss(0.1, 0.1),
+        )
         torch.testing.assert_close(logits[h][rows], augmented @ weight[h].T)
 
 
@@ -53,24 +65,40 @@ def test_all_data_heads_equal_separate_fits(lowshot, batch_size):
     Up to rounding, which SeA's sharp softmax amplifies about 2x per epoch.
     """
     X, y = lowshot
-    clf = SeAClassifierCV(etas=ETAS, max_epochs=10, batch_size=batch_size, random_state=3)
+    clf = SeAClassifierCV(
+        etas=ETAS, max_epochs=10, batch_size=batch_size, random_state=3
+    )
     clf.fit(X, y)
-    heads = clf.net_.module_.weights().detach().numpy()[-len(ETAS):]
+    heads = clf.net_.module_.weights().detach().numpy()[-len(ETAS) :]
     for eta, head in zip(ETAS, heads):
-        alone = SeAClassifier(eta=eta, max_epochs=10, batch_size=batch_size, random_state=3)
+        alone = SeAClassifier(
+            eta=eta, max_epochs=10, batch_size=batch_size, random_state=3
+        )
         assert_allclose(head, alone.fit(X, y).coef_, rtol=1e-6, atol=1e-8)
-    chosen = SeAClassifier(eta=clf.eta_, max_epochs=10, batch_size=batch_size, random_state=3)
+    chosen = SeAClassifier(
+        eta=clf.eta_, max_epochs=10, batch_size=batch_size, random_state=3
+    )
     assert_allclose(clf.coef_, chosen.fit(X, y).coef_, rtol=1e-6, atol=1e-8)
 
 
 def test_cv_results_equal_grid_search_of_full_batch_fits(lowshot):
     """With full batches, every fold head is exactly a separate fit on that fold."""
     X, y = lowshot
-    clf = SeAClassifierCV(etas=ETAS, cv=StratifiedKFold(3), max_epochs=10, random_state=3)
+    clf = SeAClassifierCV(
+        etas=ETAS, cv=StratifiedKFold(3), max_epochs=10, random_state=3
+    )
     clf.fit(X, y)
-    search = GridSearchCV(SeAClassifier(max_epochs=10, random_state=3), {"eta": list(ETAS)},
-                          cv=StratifiedKFold(3)).fit(X, y)
-    for key in ("split0_test_score", "split2_test_score", "mean_test_score", "rank_test_score"):
+    search = GridSearchCV(
+        SeAClassifier(max_epochs=10, random_state=3),
+        {"eta": list(ETAS)},
+        cv=StratifiedKFold(3),
+    ).fit(X, y)
+    for key in (
+        "split0_test_score",
+        "split2_test_score",
+        "mean_test_score",
+        "rank_test_score",
+    ):
         assert_allclose(clf.cv_results_[key], search.cv_results_[key])
     assert clf.eta_ == search.best_params_["eta"]
     assert clf.best_score_ == pytest.approx(search.best_score_)
@@ -78,8 +106,12 @@ def test_cv_results_equal_grid_search_of_full_batch_fits(lowshot):
 
 
 def test_ties_go_to_the_smallest_eta():
-    X, y = make_blobs(n_samples=60, centers=[[5, 0, 0], [0, 5, 0], [0, 0, 5]],
-                      cluster_std=0.1, random_state=0)
+    X, y = make_blobs(
+        n_samples=60,
+        centers=[[5, 0, 0], [0, 5, 0], [0, 0, 5]],
+        cluster_std=0.1,
+        random_state=0,
+    )
     clf = SeAClassifierCV(etas=(0.8, 0.2, 0.4), max_epochs=5, random_state=0).fit(X, y)
     assert_array_equal(clf.cv_results_["mean_test_score"], [1.0, 1.0, 1.0])
     assert clf.eta_ == 0.2
@@ -87,7 +119,9 @@ def test_ties_go_to_the_smallest_eta():
 
 def test_refit_false_keeps_no_model(lowshot):
     X, y = lowshot
-    clf = SeAClassifierCV(etas=(0.0, 0.8), refit=False, max_epochs=3, random_state=0).fit(X, y)
+    clf = SeAClassifierCV(
+        etas=(0.0, 0.8), refit=False, max_epochs=3, random_state=0
+    ).fit(X, y)
     assert clf.eta_ in (0.0, 0.8) and not hasattr(clf, "coef_")
     with pytest.raises(AttributeError, match="refit=False"):
         clf.predict(X)
@@ -95,10 +129,15 @@ def test_refit_false_keeps_no_model(lowshot):
 
 def test_custom_scoring_and_outer_search(lowshot):
     X, y = lowshot
-    clf = SeAClassifierCV(etas=(0.0, 0.8), scoring="neg_log_loss", max_epochs=5, random_state=0)
+    clf = SeAClassifierCV(
+        etas=(0.0, 0.8), scoring="neg_log_loss", max_epochs=5, random_state=0
+    )
     assert np.all(clf.fit(X, y).cv_results_["mean_test_score"] < 0)
-    outer = GridSearchCV(SeAClassifierCV(etas=(0.0, 0.8), max_epochs=5, random_state=0),
-                         {"temperature": [0.1, 0.2]}, cv=2).fit(X, y)
+    outer = GridSearchCV(
+        SeAClassifierCV(etas=(0.0, 0.8), max_epochs=5, random_state=0),
+        {"temperature": [0.1, 0.2]},
+        cv=2,
+    ).fit(X, y)
     assert outer.best_estimator_.eta_ in (0.0, 0.8)
 
 

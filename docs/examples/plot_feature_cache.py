@@ -12,7 +12,6 @@ count the images that reach the network during a 4 x 5 grid search.
 # %%
 import tempfile
 
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -24,9 +23,12 @@ digits = load_digits(n_class=5)
 images, labels = digits.images[:200] / 16.0, digits.target[:200]
 
 seen = []
-backbone = cached_backbone("tiny_cnn", weights=None, layer=None, pooling="avg",
-                           in_features=None, device="cpu")
-hook = backbone.register_forward_pre_hook(lambda module, args: seen.append(len(args[0])))
+backbone = cached_backbone(
+    "tiny_cnn", weights=None, layer=None, pooling="avg", in_features=None, device="cpu"
+)
+hook = backbone.register_forward_pre_hook(
+    lambda module, args: seen.append(len(args[0]))
+)
 
 
 def images_forwarded(memory):

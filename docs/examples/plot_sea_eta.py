@@ -27,12 +27,14 @@ for seed in range(3):
     X_train, X_test, y_train, y_test = make_lowshot_features(random_state=seed)
     lr = LogisticRegressionCV(Cs=np.logspace(-3, 4, 8), cv=5).fit(X_train, y_train)
     baseline.append(lr.score(X_test, y_test))
-    scores.append([
-        SeAClassifier(eta=eta, max_epochs=30, random_state=seed)
-        .fit(X_train, y_train)
-        .score(X_test, y_test)
-        for eta in etas
-    ])
+    scores.append(
+        [
+            SeAClassifier(eta=eta, max_epochs=30, random_state=seed)
+            .fit(X_train, y_train)
+            .score(X_test, y_test)
+            for eta in etas
+        ]
+    )
 
 # %%
 # Accuracy against eta
@@ -40,8 +42,9 @@ for seed in range(3):
 mean = 100 * np.mean(scores, axis=0)
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(etas, mean, marker="o", label="SeAClassifier")
-ax.axhline(100 * np.mean(baseline), color="gray", linestyle="--",
-           label="LogisticRegressionCV")
+ax.axhline(
+    100 * np.mean(baseline), color="gray", linestyle="--", label="LogisticRegressionCV"
+)
 ax.set_xlabel("eta")
 ax.set_ylabel("test accuracy (%)")
 ax.legend()

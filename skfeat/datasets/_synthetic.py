@@ -64,8 +64,12 @@ def make_lowshot_features(
 
     def sample(per_class):
         y = np.repeat(np.arange(n_classes), per_class)
-        u = rng.normal(scale=nuisance_scale / np.sqrt(n_nuisance), size=(len(y), n_nuisance))
-        e = rng.normal(scale=noise_scale / np.sqrt(n_features), size=(len(y), n_features))
+        u = rng.normal(
+            scale=nuisance_scale / np.sqrt(n_nuisance), size=(len(y), n_nuisance)
+        )
+        e = rng.normal(
+            scale=noise_scale / np.sqrt(n_features), size=(len(y), n_features)
+        )
         X = means[y] + u @ basis.T + e
         return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
 

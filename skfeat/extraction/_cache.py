@@ -59,7 +59,11 @@ def cached_backbone(model, *, weights, layer, pooling, in_features, device):
             _CACHE.move_to_end(key)
             return _CACHE[key]
         backbone = get_backbone(
-            model, weights=weights, layer=layer, pooling=pooling, in_features=in_features
+            model,
+            weights=weights,
+            layer=layer,
+            pooling=pooling,
+            in_features=in_features,
         )
         backbone.eval().requires_grad_(False)
         if backbone.input_kind != "vector":

@@ -8,7 +8,11 @@ from numbers import Integral
 import joblib
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 from torch.utils.data import DataLoader, Subset
@@ -27,7 +31,9 @@ from skfeat.models._registry import backbone_input_kind
 from skfeat.utils._torch import PRECISIONS, autocast_dtype, resolve_device
 
 
-class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class DeepFeatureExtractor(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Features of a frozen pretrained network, as a scikit-learn transformer.
 
     Images go through the network's own preprocessing (resize, centre crop,
@@ -125,7 +131,8 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     --------
     >>> import numpy as np
     >>> from skfeat import DeepFeatureExtractor
-    >>> images = np.random.RandomState(0).randint(0, 256, (5, 40, 40, 3), dtype=np.uint8)
+    >>> rng = np.random.RandomState(0)
+    >>> images = rng.randint(0, 256, (5, 40, 40, 3), dtype=np.uint8)
     >>> extractor = DeepFeatureExtractor("tiny_cnn", weights=None)
     >>> features = extractor.fit_transform(images)
     >>> features.shape, features.dtype
@@ -219,7 +226,7 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return self._extract_with_cache(backbone, dataset)
 
     def featurize_batch(self, X):
-        """Extract features of one in-memory batch; the entry point for Spark, Ray and Dask.
+        """Extract features of one in-memory batch, for Spark, Ray and Dask.
 
         Equivalent to :meth:`transform`, named for use as the batch function
         of distributed engines (``predict_batch_udf``, ``map_batches``,
@@ -243,10 +250,14 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if hasattr(self, "n_features_in_"):
             probe = np.zeros((1, self.n_features_in_), dtype=np.float32)
         elif backbone_input_kind(self.model) == "vector":
-            raise AttributeError("the output width of a vector backbone is known after fit")
+            raise AttributeError(
+                "the output width of a vector backbone is known after fit"
+            )
         else:  # any image size works: images are resized to the network's crop
             probe = np.zeros((1, 8, 8, 3), dtype=np.uint8)
-        return np.concatenate(list(self._extract(*self._prepare(probe, reset=False)))).shape[1]
+        return np.concatenate(
+            list(self._extract(*self._prepare(probe, reset=False)))
+        ).shape[1]
 
     def _backbone(self, in_features):
         return cached_backbone(
@@ -285,9 +296,12 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             num_workers=self.num_workers,
             pin_memory=device.type == "cuda",
         )
-        progress = tqdm(loader, disable=not self.verbose, desc="extracting", unit="batch")
-        with torch.inference_mode(), torch.autocast(
-            device.type, dtype=dtype, enabled=dtype is not None
+        progress = tqdm(
+            loader, disable=not self.verbose, desc="extracting", unit="batch"
+        )
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
         ):
             for batch in progress:
                 batch = batch.to(device, non_blocking=True)
@@ -300,7 +314,8 @@ class DeepFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         device = resolve_device(self.device)
         model = self.model
         if not isinstance(model, str):
-            model = f"{getattr(model, '__module__', '')}.{getattr(model, '__qualname__', repr(model))}"
+            qualname = getattr(model, "__qualname__", repr(model))
+            model = f"{getattr(model, '__module__', '')}.{qualname}"
         images = not isinstance(dataset, VectorRows)
         return {
             "model": model,

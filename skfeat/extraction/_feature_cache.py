@@ -61,7 +61,9 @@ def resolve_cache_directory(memory):
     """Return the directory of ``memory``: a path or a ``joblib.Memory``."""
     location = getattr(memory, "location", memory)
     if location is None:
-        raise ValueError("memory: this joblib.Memory has no location (caching disabled).")
+        raise ValueError(
+            "memory: this joblib.Memory has no location (caching disabled)."
+        )
     return os.fspath(location)
 
 
@@ -99,7 +101,11 @@ class FeatureCache:
             return None
         magic, width, checksum = _HEADER.unpack_from(blob)
         payload = blob[_HEADER.size :]
-        if magic != _MAGIC or len(payload) != 4 * width or zlib.crc32(payload) != checksum:
+        if (
+            magic != _MAGIC
+            or len(payload) != 4 * width
+            or zlib.crc32(payload) != checksum
+        ):
             return None
         return np.frombuffer(payload, dtype="<f4")
 

@@ -27,7 +27,9 @@ def looks_like_vectors(X):
     """Tell whether ``X`` is a 2-D numeric table rather than a set of images."""
     shape = getattr(X, "shape", None)
     if shape is not None:
-        return len(shape) == 2 and getattr(X, "dtype", None) != object
+        return (
+            len(shape) == 2 and getattr(getattr(X, "dtype", None), "kind", None) != "O"
+        )
     return (
         isinstance(X, list)
         and len(X) > 0
@@ -247,7 +249,9 @@ def image_dataset(X, preprocessing):
     if isinstance(X, np.ndarray) and X.dtype != object:
         return ArrayImages(X, preprocessing)
     if not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
-        raise TypeError(f"X has unsupported type {type(X).__name__}; expected {_IMAGE_FORMATS}.")
+        raise TypeError(
+            f"X has unsupported type {type(X).__name__}; expected {_IMAGE_FORMATS}."
+        )
     items = list(X)
     if items and all(isinstance(item, (list, tuple)) for item in items):
         try:

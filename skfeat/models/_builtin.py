@@ -3,7 +3,6 @@
 """Tiny built-in backbones for tests, doctests and examples."""
 
 from torch import nn
-
 from torchvision.transforms import InterpolationMode
 
 from skfeat.models._preprocessing import ImagePreprocessing

@@ -47,7 +47,9 @@ class BackboneSpec:
 _REGISTRY = {}
 
 
-def register_backbone(name=None, *, input_kind="image", preprocessing=None, classifier=False):
+def register_backbone(
+    name=None, *, input_kind="image", preprocessing=None, classifier=False
+):
     """Register a builder of feature networks under a lower_snake name.
 
     The builder is called as ``builder(weights=weights, **kwargs)``; it returns
@@ -88,7 +90,9 @@ def register_backbone(name=None, *, input_kind="image", preprocessing=None, clas
     'vector'
     """
     if input_kind not in INPUT_KINDS:
-        raise ValueError(f"input_kind must be one of {INPUT_KINDS}; got {input_kind!r}.")
+        raise ValueError(
+            f"input_kind must be one of {INPUT_KINDS}; got {input_kind!r}."
+        )
 
     def decorator(builder):
         key = builder.__name__ if name is None else name
@@ -139,7 +143,9 @@ def list_backbones(include=None):
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
-def get_backbone(model="resnet50", *, weights=None, layer=None, pooling="avg", in_features=None):
+def get_backbone(
+    model="resnet50", *, weights=None, layer=None, pooling="avg", in_features=None
+):
     """Build a feature network from a name or a callable, with its weights.
 
     Parameters
@@ -185,16 +191,37 @@ def get_backbone(model="resnet50", *, weights=None, layer=None, pooling="avg", i
             spec = _REGISTRY[model]
             kwargs = {"in_features": in_features} if spec.input_kind == "vector" else {}
             network, weights_id = _build(spec.builder, weights, kwargs, named_ok=True)
-            return _finish(network, spec.input_kind, spec.preprocessing, weights_id,
-                           layer=layer, pooling=pooling, cut_head=spec.classifier)
+            return _finish(
+                network,
+                spec.input_kind,
+                spec.preprocessing,
+                weights_id,
+                layer=layer,
+                pooling=pooling,
+                cut_head=spec.classifier,
+            )
         if model.startswith(TIMM_PREFIX):
-            network, weights_id = _build_timm(model[len(TIMM_PREFIX):], weights)
-            return _finish(network, "image", timm_preprocessing(network), weights_id,
-                           layer=layer, pooling=pooling, cut_head=True)
+            network, weights_id = _build_timm(model[len(TIMM_PREFIX) :], weights)
+            return _finish(
+                network,
+                "image",
+                timm_preprocessing(network),
+                weights_id,
+                layer=layer,
+                pooling=pooling,
+                cut_head=True,
+            )
         if model in _torchvision_models():
             network, weights_id, prep = _build_torchvision(model, weights)
-            return _finish(network, "image", prep, weights_id,
-                           layer=layer, pooling=pooling, cut_head=True)
+            return _finish(
+                network,
+                "image",
+                prep,
+                weights_id,
+                layer=layer,
+                pooling=pooling,
+                cut_head=True,
+            )
     backbone_input_kind(model)  # raises the errors for bad names and types
     if weights == "DEFAULT":
         weights = None
@@ -203,8 +230,15 @@ def get_backbone(model="resnet50", *, weights=None, layer=None, pooling="avg", i
         raise TypeError(
             f"model={model!r} returned {type(network).__name__}, not an nn.Module."
         )
-    return _finish(network, None, _DEFAULT_IMAGE_PREPROCESSING, weights_id,
-                   layer=layer, pooling=pooling, cut_head=True)
+    return _finish(
+        network,
+        None,
+        _DEFAULT_IMAGE_PREPROCESSING,
+        weights_id,
+        layer=layer,
+        pooling=pooling,
+        cut_head=True,
+    )
 
 
 def backbone_input_kind(model):
@@ -247,17 +281,24 @@ def _build(builder, weights, kwargs, *, named_ok):
             f"weights={weights!r} is not supported for this model: use None or a "
             "path to a local checkpoint file."
         )
-    return builder(weights=weights, **kwargs), f"{getattr(builder, '__name__', 'model')}.{weights}"
+    return builder(
+        weights=weights, **kwargs
+    ), f"{getattr(builder, '__name__', 'model')}.{weights}"
 
 
 def _build_timm(name, weights):
     if weights is None or is_checkpoint_path(weights):
-        return _build(lambda weights: build_timm_model(name, pretrained=False),
-                      weights, {}, named_ok=True)
+        return _build(
+            lambda weights: build_timm_model(name, pretrained=False),
+            weights,
+            {},
+            named_ok=True,
+        )
     if weights != "DEFAULT":
         raise ValueError(
             f"weights={weights!r}: timm models take 'DEFAULT' (the pretrained tag in "
-            "the name, e.g. 'timm/vit_small_patch16_224.dino'), None or a checkpoint path."
+            "the name, e.g. 'timm/vit_small_patch16_224.dino'), None or a "
+            "checkpoint path."
         )
     return build_timm_model(name, pretrained=True), f"timm:{name}"
 
@@ -274,17 +315,26 @@ def _build_torchvision(name, weights):
     return network, weights_id, ImagePreprocessing.from_torchvision(member)
 
 
-def _finish(network, input_kind, preprocessing, weights_id, *, layer, pooling, cut_head):
+def _finish(
+    network, input_kind, preprocessing, weights_id, *, layer, pooling, cut_head
+):
     if layer is None and cut_head:
         _replace_last_linear(network)
     elif layer is not None and layer != "logits":
         network = _extract_node(network, layer)
-    return Backbone(network, pooling=pooling, input_kind=input_kind,
-                    preprocessing=preprocessing, weights_id=weights_id)
+    return Backbone(
+        network,
+        pooling=pooling,
+        input_kind=input_kind,
+        preprocessing=preprocessing,
+        weights_id=weights_id,
+    )
 
 
 def _replace_last_linear(network):
-    linears = [name for name, mod in network.named_modules() if isinstance(mod, nn.Linear)]
+    linears = [
+        name for name, mod in network.named_modules() if isinstance(mod, nn.Linear)
+    ]
     if not linears:
         return
     parent_name, _, child = linears[-1].rpartition(".")

@@ -67,7 +67,9 @@ def build_timm_model(name, pretrained):
     offline = not _hub_reachable()
     try:
         with mock.patch.object(
-            huggingface_hub.constants, "HF_HUB_OFFLINE", offline or huggingface_hub.constants.HF_HUB_OFFLINE
+            huggingface_hub.constants,
+            "HF_HUB_OFFLINE",
+            offline or huggingface_hub.constants.HF_HUB_OFFLINE,
         ):
             return timm.create_model(name, pretrained=True)
     except (OSError, RuntimeError) as exc:
@@ -100,10 +102,13 @@ def load_by_order(network, state_dict, source):
     target = network.state_dict()
     if len(target) != len(state_dict):
         raise ValueError(
-            f"{source} holds {len(state_dict)} tensors; the model expects {len(target)}."
+            f"{source} holds {len(state_dict)} tensors; the model expects "
+            f"{len(target)}."
         )
     mapped = {}
-    for (name, expected), (source_name, tensor) in zip(target.items(), state_dict.items()):
+    for (name, expected), (source_name, tensor) in zip(
+        target.items(), state_dict.items()
+    ):
         if tuple(expected.shape) != tuple(tensor.shape):
             raise ValueError(
                 f"{source}: tensor {source_name!r} has shape {tuple(tensor.shape)} but "

@@ -62,9 +62,13 @@ def load_checkpoint(path):
     """
     path = pathlib.Path(path)
     if path.is_dir():
-        raise ValueError(f"weights: {str(path)!r} is a directory, not a checkpoint file.")
+        raise ValueError(
+            f"weights: {str(path)!r} is a directory, not a checkpoint file."
+        )
     if not path.exists():
-        raise FileNotFoundError(f"weights: checkpoint file {str(path)!r} does not exist.")
+        raise FileNotFoundError(
+            f"weights: checkpoint file {str(path)!r} does not exist."
+        )
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -87,7 +91,9 @@ def load_checkpoint(path):
 
 def _unwrap_state_dict(state, path):
     while isinstance(state, dict):
-        nested = [key for key in ("state_dict", "model") if isinstance(state.get(key), dict)]
+        nested = [
+            key for key in ("state_dict", "model") if isinstance(state.get(key), dict)
+        ]
         if not nested:
             break
         state = state[nested[0]]
@@ -139,7 +145,11 @@ def torchvision_weights(model_name, weights):
                 f"members of {enum_cls.__name__}."
             )
         return weights
-    name = weights.split(".", 1)[1] if weights.startswith(enum_cls.__name__ + ".") else weights
+    name = (
+        weights.split(".", 1)[1]
+        if weights.startswith(enum_cls.__name__ + ".")
+        else weights
+    )
     if name == "DEFAULT":
         return enum_cls.DEFAULT
     if name in enum_cls.__members__:
@@ -167,8 +177,9 @@ def build_torchvision_model(builder, weights):
     name, when the file is missing and the download host is unreachable.
     """
     enum_cls = type(weights)
-    with _TORCHVISION_LOAD_LOCK, mock.patch.object(
-        enum_cls, "get_state_dict", _safe_get_state_dict
+    with (
+        _TORCHVISION_LOAD_LOCK,
+        mock.patch.object(enum_cls, "get_state_dict", _safe_get_state_dict),
     ):
         return builder(weights=weights, progress=False)
 

@@ -67,7 +67,9 @@ class SeALoss(nn.Module):
     def forward(self, logits, y):
         """Return the loss of ``logits`` (n, C) against integer labels ``y``."""
         if self.margin:
-            logits = logits - self.margin * F.one_hot(y, logits.shape[1]).to(logits.dtype)
+            logits = logits - self.margin * F.one_hot(y, logits.shape[1]).to(
+                logits.dtype
+            )
         losses = self.temperature * F.cross_entropy(
             logits / self.temperature, y, reduction="none"
         )

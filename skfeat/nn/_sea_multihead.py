@@ -35,9 +35,10 @@ def _semantic_softmax(scores, multiplicity):
     return torch.softmax(scores.masked_fill(~has_other, 0.0), dim=-1) * has_other
 
 
-def multihead_sea_logits(weight, x, y, etas, *, alpha, temperature, margin,
-                         multiplicity=None, gram=None):
-    """Logits of the SeA-augmented batch for every head, sharing the batch's Gram matrix.
+def multihead_sea_logits(
+    weight, x, y, etas, *, alpha, temperature, margin, multiplicity=None, gram=None
+):
+    """Logits of the SeA-augmented batch for every head, via the batch's Gram matrix.
 
     Parameters
     ----------
@@ -78,24 +79,37 @@ def multihead_sea_logits(weight, x, y, etas, *, alpha, temperature, margin,
     torch.Size([3, 6, 2])
     """
     n_heads, n_classes, _ = weight.shape
-    logits = (weight.reshape(-1, x.shape[1]) @ x.T).reshape(n_heads, n_classes, -1).transpose(1, 2)
+    logits = (
+        (weight.reshape(-1, x.shape[1]) @ x.T)
+        .reshape(n_heads, n_classes, -1)
+        .transpose(1, 2)
+    )
     moving = torch.nonzero(etas > 0)[:, 0]
     if len(x) < 2 or len(moving) == 0:
         return logits
     a, c, pi = _augmentation_coefficients(
-        weight[moving].detach(), logits[moving].detach(), x, y, etas[moving],
-        alpha=alpha, temperature=temperature, margin=margin,
+        weight[moving].detach(),
+        logits[moving].detach(),
+        x,
+        y,
+        etas[moving],
+        alpha=alpha,
+        temperature=temperature,
+        margin=margin,
         multiplicity=None if multiplicity is None else multiplicity[moving],
         gram=x @ x.T if gram is None else gram,
     )
     augmented = logits.clone()
-    augmented[moving] = a[..., None] * logits[moving] + c[..., None] * (pi @ logits[moving])
+    augmented[moving] = a[..., None] * logits[moving] + c[..., None] * (
+        pi @ logits[moving]
+    )
     return augmented
 
 
 @torch.no_grad()
-def _augmentation_coefficients(weight, logits, x, y, etas, *, alpha, temperature, margin,
-                               multiplicity, gram):
+def _augmentation_coefficients(
+    weight, logits, x, y, etas, *, alpha, temperature, margin, multiplicity, gram
+):
     """Return ``a, c`` (H, b) and ``pi`` (H, b, b) with ``x~_i = a_i x_i + c_i u_i``."""
     onehot = F.one_hot(y, weight.shape[1]).to(x.dtype)
     residual = torch.softmax((logits - margin * onehot) / temperature, dim=-1) - onehot

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeClassifier
@@ -14,15 +15,17 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
-from scipy.special import log_softmax, softmax
 
 from skfeat._engine import LinearHead, SeANet
 from skfeat.nn import SeALoss
 from skfeat.utils import resolve_device, seeded
-
 
 COLLAPSE_MARGIN = 0.10
 COLLAPSE_CHECK_ROWS = 2000
@@ -308,7 +311,9 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 f"contain only one class: {encoder.classes_[0]!r}."
             )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
         device = resolve_device(self.device)
         net = self._build_net(X.shape[1], len(encoder.classes_), seed, device)
         with seeded(seed, device):
@@ -336,14 +341,18 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             return
         rows = np.arange(len(y))
         if len(rows) > COLLAPSE_CHECK_ROWS:
-            rows = np.random.RandomState(0).choice(rows, COLLAPSE_CHECK_ROWS, replace=False)
+            rows = np.random.RandomState(0).choice(
+                rows, COLLAPSE_CHECK_ROWS, replace=False
+            )
         features = _normalize_rows(X[rows]).astype(np.float64)
         weights = sample_weight[rows]
         clean = RidgeClassifier(alpha=1.0, fit_intercept=False)
         reference = clean.fit(features, y[rows], sample_weight=weights).score(
             features, y[rows], sample_weight=weights
         )
-        achieved = np.average((features @ self.coef_.T).argmax(1) == y[rows], weights=weights)
+        achieved = np.average(
+            (features @ self.coef_.T).argmax(1) == y[rows], weights=weights
+        )
         if achieved < reference - COLLAPSE_MARGIN:
             warnings.warn(
                 f"SeAClassifier(eta={self.eta}) reaches {achieved:.1%} training "
@@ -360,7 +369,8 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             value = getattr(self, name)
             if isinstance(value, Real) and not np.isfinite(value):
                 raise ValueError(
-                    f"The {name!r} parameter of SeAClassifier must be finite; got {value!r}."
+                    f"The {name!r} parameter of SeAClassifier must be finite; "
+                    f"got {value!r}."
                 )
 
     def _build_net(self, n_features, n_classes, seed, device):

@@ -18,8 +18,19 @@ from skfeat.nn import SeALoss
 from skfeat.probing._sea import LinearSeAPredictMixin, SeAClassifier, _normalize_rows
 from skfeat.utils import resolve_device, seeded
 
-_SHARED = ("alpha", "temperature", "margin", "lr", "momentum", "weight_decay",
-           "max_epochs", "batch_size", "device", "random_state", "verbose")
+_SHARED = (
+    "alpha",
+    "temperature",
+    "margin",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "max_epochs",
+    "batch_size",
+    "device",
+    "random_state",
+    "verbose",
+)
 
 
 class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
@@ -194,7 +205,8 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         etas = np.asarray(self.etas, dtype=np.float64).ravel()
         if etas.size == 0 or not np.all(np.isfinite(etas)) or np.any(etas < 0):
             raise ValueError(
-                f"etas must be a non-empty sequence of finite values >= 0; got {self.etas!r}."
+                "etas must be a non-empty sequence of finite values >= 0; "
+                f"got {self.etas!r}."
             )
         self._probe(eta=float(etas.max()))._check_finite_parameters()
         X, y = validate_data(self, X, y, dtype=np.float32)
@@ -207,9 +219,16 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             )
         folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
         masks = self._group_masks(len(y), folds)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        net = self._build_net(X.shape[1], len(encoder.classes_), masks.shape[1],
-                              tuple(float(eta) for eta in etas), seed)
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        net = self._build_net(
+            X.shape[1],
+            len(encoder.classes_),
+            masks.shape[1],
+            tuple(float(eta) for eta in etas),
+            seed,
+        )
         with seeded(seed, net.device):
             net.fit({"x": _normalize_rows(X), "m": masks}, encoder.transform(y))
         coefs = net.module_.weights().detach().cpu().numpy()
@@ -218,7 +237,9 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         self.n_splits_ = len(folds)
         self._record_cv_results(X, y, etas, folds, coefs)
         if self.refit:
-            self.coef_ = coefs[len(folds) * len(etas) + int(np.flatnonzero(etas == self.eta_)[0])]
+            self.coef_ = coefs[
+                len(folds) * len(etas) + int(np.flatnonzero(etas == self.eta_)[0])
+            ]
         self.net_ = net
         self.n_iter_ = len(net.history)
         self.loss_curve_ = list(net.history[:, "train_loss"])
@@ -268,7 +289,9 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 head.n_features_in_ = X.shape[1]
                 scores[i, k] = scorer(head, X[test], y[test])
         means = scores.mean(axis=1)
-        best = int(np.flatnonzero(means == means.max())[np.argmin(etas[means == means.max()])])
+        best = int(
+            np.flatnonzero(means == means.max())[np.argmin(etas[means == means.max()])]
+        )
         ranks = rankdata(-means, method="min").astype(np.int32)  # as GridSearchCV
         self.cv_results_ = {
             "param_eta": np.ma.MaskedArray(etas, mask=False),
