@@ -80,10 +80,10 @@ class LinearHead(nn.Module):
 class FeatureNet(NeuralNet):
     """Base engine for training on a fixed feature matrix.
 
-    ``fit`` takes ``X = {"x": features, "w": sample weights}`` and integer
-    ``y``.  Features travel as float32 and are cast to the module's dtype per
-    batch.  Shuffling draws from a generator seeded by ``seed``, never from
-    torch's global generator.
+    ``fit`` takes ``X``, a dict of aligned arrays (``"x"``: the features, plus
+    per-row data such as sample weights), and integer ``y``.  Arrays travel as
+    float32 and are cast to the module's dtype once per fit.  Shuffling draws
+    from a generator seeded by ``seed``, never from torch's global generator.
 
     Parameters
     ----------
@@ -110,13 +110,15 @@ class FeatureNet(NeuralNet):
         feature matrix is moved to the device once per fit, not per epoch, and
         is freed with the dataset when the fit ends.
         """
+        generator = self.shuffle_generator_ if training else None
+        return TensorBatches(self._cached_tensors(dataset), self.batch_size, generator)
+
+    def _cached_tensors(self, dataset):
         if not hasattr(self, "_device_tensors"):
             self._device_tensors = weakref.WeakKeyDictionary()
         if dataset not in self._device_tensors:
             self._device_tensors[dataset] = self._to_device_tensors(dataset)
-        tensors = self._device_tensors[dataset]
-        generator = self.shuffle_generator_ if training else None
-        return TensorBatches(tensors, self.batch_size, generator)
+        return self._device_tensors[dataset]
 
     def _to_device_tensors(self, dataset):
         rows = slice(None)
@@ -243,10 +245,14 @@ class MultiLinearHead(nn.Module):
 
 
 class GroupedBatch:
-    """One training step of several row groups: each group's row indices, or None."""
+    """One training step of several row groups: each group's row indices, or None.
 
-    def __init__(self, rows):
+    ``tensors`` are the training set's device tensors the indices refer to.
+    """
+
+    def __init__(self, rows, tensors):
         self.rows = rows
+        self.tensors = tensors
 
     def __len__(self):
         return sum(len(r) for r in self.rows if r is not None)
@@ -261,7 +267,8 @@ class GroupedBatches:
     every group that has one.
     """
 
-    def __init__(self, group_rows, batch_size, generators):
+    def __init__(self, tensors, group_rows, batch_size, generators):
+        self.tensors = tensors
         self.group_rows = group_rows
         self.batch_size = batch_size
         self.generators = generators
@@ -272,10 +279,8 @@ class GroupedBatches:
             order = rows[torch.randperm(len(rows), generator=generator)]
             schedules.append(order.split(self.batch_size))
         for step in range(max(len(batches) for batches in schedules)):
-            yield (
-                GroupedBatch([b[step] if step < len(b) else None for b in schedules]),
-                None,
-            )
+            rows = [b[step] if step < len(b) else None for b in schedules]
+            yield GroupedBatch(rows, self.tensors), None
 
 
 class SeAMultiHeadNet(FeatureNet):
@@ -307,27 +312,30 @@ class SeAMultiHeadNet(FeatureNet):
         self.alpha = alpha
 
     def get_iterator(self, dataset, training=False):
-        """Per-group schedules over the device tensors (training only).
-
-        When the training set's Gram matrix fits in ``gram_bytes_limit``, it is
-        computed once per fit and every batch's Gram matrix is gathered from it.
-        """
+        """Per-group schedules over the device tensors (training only)."""
         if not training:
             return super().get_iterator(dataset, training=False)
-        self._train_tensors = super().get_iterator(dataset, training=False).tensors
-        x = self._train_tensors["x"]
-        self._train_gram = None
-        if len(x) * len(x) * x.element_size() <= self.gram_bytes_limit:
-            self._train_gram = x @ x.T  # batch Gram matrices become gathers
-        masks = self._train_tensors["m"].bool()
-        group_rows = [
-            masks[:, g].nonzero().squeeze(1).cpu() for g in range(masks.shape[1])
-        ]
+        tensors = self._cached_tensors(dataset)
+        masks = tensors["m"].bool()
+        group_rows = [masks[:, g].nonzero()[:, 0].cpu() for g in range(masks.shape[1])]
         if not hasattr(self, "_group_generators"):
             self._group_generators = [
                 torch.Generator().manual_seed(self.seed) for _ in group_rows
             ]
-        return GroupedBatches(group_rows, self.batch_size, self._group_generators)
+        return GroupedBatches(
+            tensors, group_rows, self.batch_size, self._group_generators
+        )
+
+    def _to_device_tensors(self, dataset):
+        """Add the training set's Gram matrix when it fits in ``gram_bytes_limit``.
+
+        Every batch's Gram matrix is then a gather instead of a product.
+        """
+        tensors = super()._to_device_tensors(dataset)
+        x = tensors["x"]
+        if len(x) * len(x) * x.element_size() <= self.gram_bytes_limit:
+            tensors["gram"] = x @ x.T
+        return tensors
 
     def initialize_module(self):
         """Build the heads and reset every group's shuffling generator."""
@@ -346,19 +354,15 @@ class SeAMultiHeadNet(FeatureNet):
         """SeA step of every head of every group that has a batch, then backward."""
         self._set_training(True)
         grouped, _ = batch
-        tensors = self._train_tensors
-        x_all, y_all = tensors["x"], tensors["y"]
+        tensors = grouped.tensors
+        x_all, y_all, gram_all = tensors["x"], tensors["y"], tensors.get("gram")
         etas = torch.as_tensor(self.etas, dtype=x_all.dtype, device=x_all.device)
         loss = x_all.new_zeros(())
         for weight, rows in zip(self.module_.groups, grouped.rows):
             if rows is None:
                 continue
             rows = rows.to(x_all.device)
-            gram = (
-                None
-                if self._train_gram is None
-                else self._train_gram[rows[:, None], rows]
-            )
+            gram = None if gram_all is None else gram_all[rows[:, None], rows]
             logits = multihead_sea_logits(
                 weight,
                 x_all[rows],
@@ -375,6 +379,5 @@ class SeAMultiHeadNet(FeatureNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        for key in ("_train_tensors", "_train_gram", "_group_generators"):
-            state.pop(key, None)
+        state.pop("_group_generators", None)
         return state

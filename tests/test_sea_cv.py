@@ -169,3 +169,13 @@ def test_no_collapse_warning_when_sea_helps():
         for seed in range(3):
             X, _, y, _ = make_lowshot_features(random_state=seed)
             SeAClassifier(eta=0.8, max_epochs=30, random_state=seed).fit(X, y)
+
+
+def test_fitted_model_keeps_no_training_tensors(lowshot):
+    """The device copies of X (and its Gram matrix) are released when fit ends."""
+    import gc
+
+    X, y = lowshot
+    clf = SeAClassifierCV(etas=(0.0, 0.8), max_epochs=2, random_state=0).fit(X, y)
+    gc.collect()
+    assert len(clf.net_._device_tensors) == 0  # weak cache keyed on skorch's dataset

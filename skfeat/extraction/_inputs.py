@@ -173,7 +173,7 @@ class ArrayImages(Dataset):
         return self.preprocessing.resize_and_crop(image)
 
     def raw(self, index):
-        """The sample as given, for content hashing."""
+        """Return the sample as given, for content hashing."""
         return self.images[index]
 
 
@@ -194,7 +194,7 @@ class ItemImages(Dataset):
         return self.preprocessing.resize_and_crop(image)
 
     def raw(self, index):
-        """The sample as given (the image of an ``(image, label)`` pair)."""
+        """Return the sample as given (the image of an ``(image, label)`` pair)."""
         item = self.items[index]
         if isinstance(self.items, Dataset) and isinstance(item, (tuple, list)):
             item = item[0]
@@ -214,7 +214,7 @@ class VectorRows(Dataset):
         return torch.from_numpy(self.X[index])
 
     def raw(self, index):
-        """The row as given, for content hashing."""
+        """Return the row as given, for content hashing."""
         return self.X[index]
 
 

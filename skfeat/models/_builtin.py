@@ -35,7 +35,7 @@ def tiny_cnn(weights=None):
 
 @register_backbone("mlp", input_kind="vector")
 def mlp(weights=None, in_features=None, hidden=32):
-    """A two-layer perceptron on vectors: ``hidden`` features, for tests."""
+    """Build a two-layer perceptron on vectors: ``hidden`` features, for tests."""
     _reject_named_weights("mlp", weights)
     if in_features is None:
         raise ValueError("the 'mlp' backbone needs in_features.")
