@@ -411,3 +411,13 @@ def test_deep_extractor_gpu_matches_cpu(rgb_images):
     )
     assert amp.dtype == np.float32
     assert_allclose(amp, cpu, rtol=0.1, atol=0.05)
+
+
+def test_deep_extractor_refit_on_images_forgets_vector_columns(rgb_images):
+    def factory():
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(4))
+
+    extractor = DeepFeatureExtractor(factory).fit(np.zeros((3, 5), np.float32))
+    assert extractor.n_features_in_ == 5
+    extractor.set_params(model="tiny_cnn", weights=None).fit(rgb_images)
+    assert not hasattr(extractor, "n_features_in_")

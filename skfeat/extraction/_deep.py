@@ -277,6 +277,9 @@ class DeepFeatureExtractor(
         if kind == "vector":
             X = validate_data(self, X, reset=reset, dtype=np.float32)
             return self._backbone(X.shape[1]), VectorRows(X)
+        if reset:  # a refit on images has no input columns
+            self.__dict__.pop("n_features_in_", None)
+            self.__dict__.pop("feature_names_in_", None)
         backbone = self._backbone(None)
         return backbone, image_dataset(X, self._preprocessing(backbone))
 
