@@ -361,7 +361,7 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 "too strong for these features. Use a smaller eta, or choose it by "
                 "cross-validation with SeAClassifierCV.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit, past the _fit_context wrapper
             )
 
     def _check_finite_parameters(self):
