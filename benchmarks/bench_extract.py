@@ -10,7 +10,8 @@ the same resnet50 (random weights; speed does not depend on them):
 * naive: the same loop in fp32 NCHW with autograd left on.
 
 Then reports the peak RSS of a separate process that extracts features of
-``--files`` PNG images read from disk, against the memory those images would
+``--files`` PNG images read from disk, next to that process's footprint with
+torch and the model loaded but no image, and to the memory the images would
 take decoded in one array.
 
 Targets (CPU, resnet50, 224 px): skfeat >= 0.9x bare and >= 1.3x naive.
@@ -80,17 +81,32 @@ def throughput(n_images, rounds, batch_size):
     print(f"skfeat / naive = {rates['skfeat'] / rates['naive']:.3f}  (target >= 1.3)")
 
 
-_RSS_CHILD = """
-import resource, sys, glob, time
+# The child's own high-water mark: VmHWM belongs to the process image and is
+# reset by exec, while getrusage's ru_maxrss keeps the parent's peak from fork.
+_PEAK_RSS = """
+def peak_rss_gib():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 2**20
+"""
+
+_RSS_CHILD = (
+    _PEAK_RSS
+    + """
+import sys, glob, time
 from skfeat import DeepFeatureExtractor
+from skfeat.extraction._cache import cached_backbone
+cached_backbone(sys.argv[2], weights=None, layer=None, pooling='avg', in_features=None,
+                device='cpu')
+baseline = peak_rss_gib()
 paths = sorted(glob.glob(sys.argv[1] + '/*.png'))
 start = time.perf_counter()
 features = DeepFeatureExtractor(sys.argv[2], weights=None, image_size=int(sys.argv[3]),
                                 batch_size=32, device='cpu').transform(paths)
 seconds = time.perf_counter() - start
-print(features.shape[0], features.shape[1], seconds,
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(features.shape[0], features.shape[1], seconds, baseline, peak_rss_gib())
 """
+)
 
 
 def peak_rss(n_files, image_size):
@@ -106,18 +122,14 @@ def peak_rss(n_files, image_size):
             capture_output=True,
             text=True,
         ).stdout.split()
-    n, d, seconds, rss_kib = (
-        int(output[0]),
-        int(output[1]),
-        float(output[2]),
-        int(output[3]),
-    )
+    n, d = int(output[0]), int(output[1])
+    seconds, baseline, peak = (float(value) for value in output[2:5])
     decoded_gib = n * 3 * 260 * 300 / 2**30
     print(
         f"files={n} model={MODEL} image_size={image_size} features=({n}, {d}) "
-        f"time={seconds:.1f}s peak RSS={rss_kib / 2**20:.2f} GiB "
-        f"(the decoded uint8 images alone: {decoded_gib:.2f} GiB; as float32 "
-        f"224px tensors: {n * 3 * 224 * 224 * 4 / 2**30:.2f} GiB)"
+        f"time={seconds:.1f}s peak RSS={peak:.2f} GiB, of which torch + the model "
+        f"before any image: {baseline:.2f} GiB (the decoded uint8 images alone "
+        f"would take {decoded_gib:.2f} GiB)"
     )
 
 
@@ -129,6 +141,7 @@ if __name__ == "__main__":
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--file-image-size", type=int, default=64)
     args = parser.parse_args()
-    throughput(args.images, args.rounds, args.batch_size)
+    if args.images:
+        throughput(args.images, args.rounds, args.batch_size)
     if args.files:
         peak_rss(args.files, args.file_image_size)
