@@ -421,3 +421,17 @@ def test_deep_extractor_refit_on_images_forgets_vector_columns(rgb_images):
     assert extractor.n_features_in_ == 5
     extractor.set_params(model="tiny_cnn", weights=None).fit(rgb_images)
     assert not hasattr(extractor, "n_features_in_")
+
+
+def test_deep_extractor_loads_safetensors_checkpoint(tmp_path, rgb_images):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    state = _random_resnet18_state(7)
+    path = tmp_path / "resnet18.safetensors"
+    safetensors_torch.save_file(state, str(path))
+    extractor = DeepFeatureExtractor("resnet18", weights=str(path)).fit(rgb_images)
+    network = torchvision.models.resnet18()
+    network.load_state_dict(state)
+    expected = _reference_features(
+        network, rgb_images[:2], torchvision.models.ResNet18_Weights.DEFAULT
+    )
+    assert_allclose(extractor.transform(rgb_images[:2]), expected, rtol=1e-4, atol=1e-5)
