@@ -113,16 +113,28 @@ def semantic_weights(x, grad, alpha=0.01, multiplicity=None):
             [0.5000, 0.5000, 0.0000]])
     """
     scores = l2_normalize(grad) @ x.T / alpha
+    if multiplicity is None and len(x) < 2:
+        return torch.zeros_like(scores)
+    return softmax_over_others(scores, multiplicity)
+
+
+def softmax_over_others(scores, multiplicity=None):
+    """Row softmax of ``scores`` (..., b, b) over the columns ``j != i``.
+
+    Column ``j`` counts ``multiplicity[..., j]`` times and column ``i`` counts
+    ``multiplicity[..., i] - 1`` times in row ``i``; None means once each (the
+    diagonal is excluded; ``scores`` is modified in place).  A row with no
+    other column gets all-zero weights.  Shared by :func:`semantic_weights`
+    and the multi-head SeA step.
+    """
     if multiplicity is None:
-        if len(x) < 2:
-            return torch.zeros_like(scores)
-        return torch.softmax(scores.fill_diagonal_(-torch.inf), dim=1)
-    others = multiplicity.to(x.dtype).expand(len(x), -1) - torch.eye(
-        len(x), dtype=x.dtype, device=x.device
-    )
-    scores = scores + others.clamp(min=0).log()
-    has_other = torch.isfinite(scores).any(dim=1, keepdim=True)
-    return torch.softmax(scores.masked_fill(~has_other, 0.0), dim=1) * has_other
+        scores.diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
+        return torch.softmax(scores, dim=-1)
+    eye = torch.eye(scores.shape[-1], dtype=scores.dtype, device=scores.device)
+    others = (multiplicity.to(scores.dtype)[..., None, :] - eye).clamp(min=0)
+    scores = scores + others.log()
+    has_other = torch.isfinite(scores).any(dim=-1, keepdim=True)
+    return torch.softmax(scores.masked_fill(~has_other, 0.0), dim=-1) * has_other
 
 
 def semantic_directions(x, grad, alpha=0.01, multiplicity=None):

@@ -20,19 +20,7 @@ So a head costs O(b^3 + b C d) per step instead of the O(b^2 d) of two
 import torch
 import torch.nn.functional as F
 
-from skfeat.nn._sea import _NORM_EPS
-
-
-def _semantic_softmax(scores, multiplicity):
-    """Softmax over the other rows, counting row j ``multiplicity[h, j]`` times."""
-    if multiplicity is None:
-        scores.diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
-        return torch.softmax(scores, dim=-1)
-    eye = torch.eye(scores.shape[-1], dtype=scores.dtype, device=scores.device)
-    others = (multiplicity[:, None, :] - eye).clamp(min=0)
-    scores = scores + others.log()
-    has_other = torch.isfinite(scores).any(dim=-1, keepdim=True)
-    return torch.softmax(scores.masked_fill(~has_other, 0.0), dim=-1) * has_other
+from skfeat.nn._sea import _NORM_EPS, softmax_over_others
 
 
 def multihead_sea_logits(
@@ -117,7 +105,7 @@ def _augmentation_coefficients(
     gram_w = weight @ weight.transpose(1, 2)  # (H, C, C)
     grad_norm = ((residual @ gram_w) * residual).sum(-1).clamp(min=0).sqrt() / len(x)
     scores = grad_dot_x * (1.0 / (alpha * grad_norm.clamp(min=_NORM_EPS)))[..., None]
-    pi = _semantic_softmax(scores, multiplicity)
+    pi = softmax_over_others(scores, multiplicity)
     pi_gram = (pi.reshape(-1, len(x)) @ gram).reshape(pi.shape)
     u_norm = (pi_gram * pi).sum(-1).clamp(min=0).sqrt()
     x_dot_u = (pi * gram).sum(-1)
