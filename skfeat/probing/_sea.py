@@ -37,6 +37,59 @@ def _normalize_rows(X):
     return X / np.maximum(norms, 1e-12).astype(X.dtype)
 
 
+# Shared by SeAClassifier and SeAClassifierCV.
+FINITE_PARAMETERS = ("alpha", "temperature", "margin", "lr", "weight_decay")
+
+
+def check_finite_parameters(estimator, names=FINITE_PARAMETERS):
+    """Reject inf and NaN, which the interval constraints let through."""
+    for name in names:
+        value = getattr(estimator, name)
+        if isinstance(value, Real) and not np.isfinite(value):
+            raise ValueError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be "
+                f"finite; got {value!r}."
+            )
+
+
+def validate_training_data(estimator, X, y):
+    """Validate features and labels; return float32 X, y and the fitted encoder."""
+    X, y = validate_data(estimator, X, y, dtype=np.float32)
+    check_classification_targets(y)
+    encoder = LabelEncoder().fit(y)
+    if len(encoder.classes_) < 2:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least two classes; "
+            f"the data contain only one class: {encoder.classes_[0]!r}."
+        )
+    return X, y, encoder
+
+
+def draw_seed(random_state):
+    """Draw the int seed that drives initialisation and shuffling."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def engine_parameters(estimator, seed, device):
+    """Skorch parameters of the SeA engines: loss, SGD, loop, seed, alpha."""
+    return dict(
+        criterion=SeALoss,
+        criterion__temperature=estimator.temperature,
+        criterion__margin=estimator.margin,
+        criterion__reduction="none",
+        optimizer=torch.optim.SGD,
+        lr=estimator.lr,
+        optimizer__momentum=estimator.momentum,
+        optimizer__weight_decay=estimator.weight_decay,
+        max_epochs=estimator.max_epochs,
+        batch_size=estimator.batch_size,
+        device=str(device),
+        verbose=int(estimator.verbose),
+        seed=seed,
+        alpha=estimator.alpha,
+    )
+
+
 class LinearSeAPredictMixin:
     """Predictions of a bias-free linear classifier on L2-normalised features.
 
@@ -302,32 +355,25 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         self : object
             The fitted classifier.
         """
-        self._check_finite_parameters()
-        X, y = validate_data(self, X, y, dtype=np.float32)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        if len(encoder.classes_) < 2:
-            raise ValueError(
-                "SeAClassifier needs samples of at least two classes; the data "
-                f"contain only one class: {encoder.classes_[0]!r}."
-            )
+        check_finite_parameters(self, ("eta", *FINITE_PARAMETERS))
+        X, y, encoder = validate_training_data(self, X, y)
+        codes = encoder.transform(y)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
+        seed = draw_seed(self.random_state)
         device = resolve_device(self.device)
+        features = _normalize_rows(X)
         net = self._build_net(X.shape[1], len(encoder.classes_), seed, device)
         with seeded(seed, device):
-            net.fit({"x": _normalize_rows(X), "w": sample_weight}, encoder.transform(y))
+            net.fit({"x": features, "w": sample_weight}, codes)
         self.classes_ = encoder.classes_
         self.net_ = net
         self.coef_ = net.module_.linear.weight.detach().cpu().numpy()
         self.n_iter_ = len(net.history)
         self.loss_curve_ = list(net.history[:, "train_loss"])
-        self._warn_on_collapse(X, encoder.transform(y), sample_weight)
+        self._warn_on_collapse(features, codes, sample_weight)
         return self
 
-    def _warn_on_collapse(self, X, y, sample_weight):
+    def _warn_on_collapse(self, features, y, sample_weight):
         """Warn when the augmented model fits its clean training data badly.
 
         The reference is a clean linear model on the same normalised features:
@@ -345,7 +391,7 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             rows = np.random.RandomState(0).choice(
                 rows, COLLAPSE_CHECK_ROWS, replace=False
             )
-        features = _normalize_rows(X[rows]).astype(np.float64)
+        features = features[rows].astype(np.float64)
         weights = sample_weight[rows]
         clean = RidgeClassifier(alpha=1.0, fit_intercept=False)
         with threadpool_limits(1, user_api="blas"):  # small solve beside torch's pool
@@ -364,15 +410,6 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,  # the caller of fit, past the _fit_context wrapper
             )
-
-    def _check_finite_parameters(self):
-        for name in ("eta", "alpha", "temperature", "margin", "lr", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, Real) and not np.isfinite(value):
-                raise ValueError(
-                    f"The {name!r} parameter of SeAClassifier must be finite; "
-                    f"got {value!r}."
-                )
 
     def _build_net(self, n_features, n_classes, seed, device):
         early = {}
@@ -397,23 +434,10 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             LinearHead,
             module__n_features=n_features,
             module__n_classes=n_classes,
-            criterion=SeALoss,
-            criterion__temperature=self.temperature,
-            criterion__margin=self.margin,
-            criterion__reduction="none",
-            optimizer=torch.optim.SGD,
-            lr=self.lr,
-            optimizer__momentum=self.momentum,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
             train_split=early.get("train_split"),
             callbacks=early.get("callbacks"),
-            device=str(device),
-            verbose=int(self.verbose),
-            seed=seed,
             eta=self.eta,
-            alpha=self.alpha,
+            **engine_parameters(self, seed, device),
         )
 
     def __sklearn_tags__(self):

@@ -3,19 +3,21 @@
 """SeAClassifierCV: SeA with its perturbation strength chosen by CV in one pass."""
 
 import numpy as np
-import torch
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
 from skfeat._engine import MultiLinearHead, SeAMultiHeadNet
-from skfeat.nn import SeALoss
-from skfeat.probing._sea import LinearSeAPredictMixin, SeAClassifier, _normalize_rows
+from skfeat.probing._sea import (
+    LinearSeAPredictMixin,
+    SeAClassifier,
+    _normalize_rows,
+    check_finite_parameters,
+    draw_seed,
+    engine_parameters,
+    validate_training_data,
+)
 from skfeat.utils import resolve_device, seeded
 
 _SHARED = (
@@ -208,38 +210,31 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 "etas must be a non-empty sequence of finite values >= 0; "
                 f"got {self.etas!r}."
             )
-        self._probe(eta=float(etas.max()))._check_finite_parameters()
-        X, y = validate_data(self, X, y, dtype=np.float32)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        if len(encoder.classes_) < 2:
-            raise ValueError(
-                "SeAClassifierCV needs samples of at least two classes; the data "
-                f"contain only one class: {encoder.classes_[0]!r}."
-            )
+        check_finite_parameters(self)
+        X, y, encoder = validate_training_data(self, X, y)
         folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
         masks = self._group_masks(len(y), folds)
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = draw_seed(self.random_state)
+        device = resolve_device(self.device)
+        net = SeAMultiHeadNet(
+            MultiLinearHead,
+            module__n_features=X.shape[1],
+            module__n_classes=len(encoder.classes_),
+            module__n_groups=masks.shape[1],
+            module__heads_per_group=len(etas),
+            train_split=None,
+            etas=tuple(float(eta) for eta in etas),
+            **engine_parameters(self, seed, device),
         )
-        net = self._build_net(
-            X.shape[1],
-            len(encoder.classes_),
-            masks.shape[1],
-            tuple(float(eta) for eta in etas),
-            seed,
-        )
-        with seeded(seed, net.device):
+        with seeded(seed, device):
             net.fit({"x": _normalize_rows(X), "m": masks}, encoder.transform(y))
         coefs = net.module_.weights().detach().cpu().numpy()
 
         self.classes_ = encoder.classes_
         self.n_splits_ = len(folds)
-        self._record_cv_results(X, y, etas, folds, coefs)
+        best = self._record_cv_results(X, y, etas, folds, coefs)
         if self.refit:
-            self.coef_ = coefs[
-                len(folds) * len(etas) + int(np.flatnonzero(etas == self.eta_)[0])
-            ]
+            self.coef_ = coefs[len(folds) * len(etas) + best]
         self.net_ = net
         self.n_iter_ = len(net.history)
         self.loss_curve_ = list(net.history[:, "train_loss"])
@@ -254,31 +249,6 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             masks.append(np.ones(n_samples))
         return np.stack(masks, axis=1)
 
-    def _build_net(self, n_features, n_classes, n_groups, etas, seed):
-        return SeAMultiHeadNet(
-            MultiLinearHead,
-            module__n_features=n_features,
-            module__n_classes=n_classes,
-            module__n_groups=n_groups,
-            module__heads_per_group=len(etas),
-            criterion=SeALoss,
-            criterion__temperature=self.temperature,
-            criterion__margin=self.margin,
-            criterion__reduction="none",
-            optimizer=torch.optim.SGD,
-            lr=self.lr,
-            optimizer__momentum=self.momentum,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=None,
-            device=str(resolve_device(self.device)),
-            verbose=int(self.verbose),
-            seed=seed,
-            etas=etas,
-            alpha=self.alpha,
-        )
-
     def _record_cv_results(self, X, y, etas, folds, coefs):
         scorer = check_scoring(self._probe(), scoring=self.scoring)
         scores = np.empty((len(etas), len(folds)))
@@ -289,9 +259,8 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 head.n_features_in_ = X.shape[1]
                 scores[i, k] = scorer(head, X[test], y[test])
         means = scores.mean(axis=1)
-        best = int(
-            np.flatnonzero(means == means.max())[np.argmin(etas[means == means.max()])]
-        )
+        tied = np.flatnonzero(means == means.max())
+        best = int(tied[np.argmin(etas[tied])])
         ranks = rankdata(-means, method="min").astype(np.int32)  # as GridSearchCV
         self.cv_results_ = {
             "param_eta": np.ma.MaskedArray(etas, mask=False),
@@ -303,6 +272,7 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         }
         self.eta_ = float(etas[best])
         self.best_score_ = float(means[best])
+        return best
 
     def _logits(self, X):
         if not self.refit:
