@@ -336,16 +336,16 @@ class DeepFeatureExtractor(
             resolve_cache_directory(self.memory), self._cache_config(backbone, dataset)
         )
         keys = [content_key(dataset.raw(i)) for i in range(len(dataset))]
-        found = {}
-        for key in dict.fromkeys(keys):
-            vector = cache.get(key)
-            if vector is not None:
-                found[key] = vector
-        first_index = {}
+        found, first_missing = {}, {}
         for index, key in enumerate(keys):
-            if key not in found:
-                first_index.setdefault(key, index)
-        missing = list(first_index.values())
+            if key in found or key in first_missing:
+                continue
+            vector = cache.get(key)
+            if vector is None:
+                first_missing[key] = index
+            else:
+                found[key] = vector
+        missing = list(first_missing.values())
         start = 0
         for features in self._extract(backbone, dataset, missing) if missing else ():
             for index, vector in zip(missing[start : start + len(features)], features):
