@@ -186,58 +186,39 @@ def get_backbone(
     >>> net(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2, 16])
     """
-    if isinstance(model, str):
-        if model in _REGISTRY:
-            spec = _REGISTRY[model]
-            kwargs = {"in_features": in_features} if spec.input_kind == "vector" else {}
-            network, weights_id = _build(spec.builder, weights, kwargs, named_ok=True)
-            return _finish(
-                network,
-                spec.input_kind,
-                spec.preprocessing,
-                weights_id,
-                layer=layer,
-                pooling=pooling,
-                cut_head=spec.classifier,
-            )
-        if model.startswith(TIMM_PREFIX):
-            network, weights_id = _build_timm(model[len(TIMM_PREFIX) :], weights)
-            return _finish(
-                network,
-                "image",
-                timm_preprocessing(network),
-                weights_id,
-                layer=layer,
-                pooling=pooling,
-                cut_head=True,
-            )
-        if model in _torchvision_models():
-            network, weights_id, prep = _build_torchvision(model, weights)
-            return _finish(
-                network,
-                "image",
-                prep,
-                weights_id,
-                layer=layer,
-                pooling=pooling,
-                cut_head=True,
-            )
-    backbone_input_kind(model)  # raises the errors for bad names and types
-    if weights == "DEFAULT":
-        weights = None
-    network, weights_id = _build(model, weights, {}, named_ok=False)
-    if not isinstance(network, nn.Module):
-        raise TypeError(
-            f"model={model!r} returned {type(network).__name__}, not an nn.Module."
+    if isinstance(model, str) and model in _REGISTRY:
+        spec = _REGISTRY[model]
+        kwargs = {"in_features": in_features} if spec.input_kind == "vector" else {}
+        network, weights_id = _build(spec.builder, weights, kwargs, named_ok=True)
+        kind, preprocessing, cut_head = (
+            spec.input_kind,
+            spec.preprocessing,
+            spec.classifier,
         )
+    elif isinstance(model, str) and model.startswith(TIMM_PREFIX):
+        network, weights_id = _build_timm(model[len(TIMM_PREFIX) :], weights)
+        kind, preprocessing, cut_head = "image", timm_preprocessing(network), True
+    elif isinstance(model, str) and model in _torchvision_models():
+        network, weights_id, preprocessing = _build_torchvision(model, weights)
+        kind, cut_head = "image", True
+    else:
+        backbone_input_kind(model)  # raises the errors for bad names and types
+        network, weights_id = _build(
+            model, None if weights == "DEFAULT" else weights, {}, named_ok=False
+        )
+        if not isinstance(network, nn.Module):
+            raise TypeError(
+                f"model={model!r} returned {type(network).__name__}, not an nn.Module."
+            )
+        kind, preprocessing, cut_head = None, _DEFAULT_IMAGE_PREPROCESSING, True
     return _finish(
         network,
-        None,
-        _DEFAULT_IMAGE_PREPROCESSING,
+        kind,
+        preprocessing,
         weights_id,
         layer=layer,
         pooling=pooling,
-        cut_head=True,
+        cut_head=cut_head,
     )
 
 
