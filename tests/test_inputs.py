@@ -40,13 +40,14 @@ def test_decode_uint8_gives_one_tensor_whatever_the_container(rgb_images, tmp_pa
     expected = decode_uint8(rgb_images, 24)
     assert expected.shape == (6, 3, 24, 24)
     assert expected.dtype == torch.uint8
-    for name, X in {
-        "chw": rgb_images.transpose(0, 3, 1, 2),
-        "float": rgb_images / 255.0,
-        "pil": [PIL.Image.fromarray(image) for image in rgb_images],
-        "paths": _save_pngs(rgb_images, tmp_path),
-    }.items():
-        assert torch.equal(decode_uint8(X, 24, batch_size=4), expected), name
+    for name, X, workers in [
+        ("chw", rgb_images.transpose(0, 3, 1, 2), 0),
+        ("float", rgb_images / 255.0, 0),
+        ("pil", [PIL.Image.fromarray(image) for image in rgb_images], 0),
+        ("paths", _save_pngs(rgb_images, tmp_path), 1),
+    ]:
+        decoded = decode_uint8(X, 24, batch_size=4, num_workers=workers)
+        assert torch.equal(decoded, expected), name
 
 
 def test_decode_uint8_keeps_pixels_at_their_size():

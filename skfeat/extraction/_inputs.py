@@ -277,8 +277,12 @@ def image_dataset(X, transform=None):
     return ItemImages(items, transform)
 
 
-def _square_uint8(image, size):
-    """Resize the shorter side to ``size``, centre-crop a square, quantise to uint8."""
+def square_uint8(image, size):
+    """Resize the shorter side to ``size``, centre-crop a square, quantise to uint8.
+
+    The per-item transform of :func:`decode_uint8`, also for streaming the
+    same pixels with ``image_dataset(X, partial(square_uint8, size=size))``.
+    """
     square = ImagePreprocessing(resize_size=size, crop_size=size).resize_and_crop(image)
     return square.mul(255).round_().clamp_(0, 255).to(torch.uint8)
 
@@ -298,8 +302,8 @@ def decode_uint8(X, size, *, max_bytes=2**30, batch_size=64, num_workers=0):
     size : int
         Side of the stored square images.
     max_bytes : int, default=2**30
-        Largest tensor to allocate; beyond it the caller should stream
-        ``image_dataset(X, transform)`` instead.
+        Largest tensor to allocate; beyond it the caller streams the same
+        pixels through :func:`image_dataset` with :func:`square_uint8`.
     batch_size : int, default=64
         Images decoded per ``DataLoader`` batch.
     num_workers : int, default=0
@@ -310,7 +314,7 @@ def decode_uint8(X, size, *, max_bytes=2**30, batch_size=64, num_workers=0):
     images : torch.Tensor of shape (n, 3, size, size), dtype uint8, or None
         None when the tensor would exceed ``max_bytes``.
     """
-    dataset = image_dataset(X, functools.partial(_square_uint8, size=size))
+    dataset = image_dataset(X, functools.partial(square_uint8, size=size))
     if len(dataset) * 3 * size * size > max_bytes:
         return None
     images = torch.empty((len(dataset), 3, size, size), dtype=torch.uint8)
