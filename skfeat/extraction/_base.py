@@ -75,8 +75,11 @@ class _BaseImageExtractor(
       never read back.
     - Its public ``fit`` and ``transform`` are its own (the docstrings
       differ): ``transform`` validates the parameters or checks that it is
-      fitted, then returns ``self._extract_features(X)``; a trainable ``fit``
-      reads its inputs with ``_validate_input(X, reset=True)``.
+      fitted, then returns ``self._extract_features(X)``.  A trainable
+      ``fit`` reads its inputs with ``_validate_input(X, reset=True)``,
+      decodes images once with ``_inputs.decode_uint8`` at the crop size of
+      ``_eval_preprocessing(backbone)``, and feeds its network through
+      ``_network_input``, as ``transform`` does.
     - Optionally, it overrides the per-batch hook ``_forward_batch(backbone,
       batch)`` (for instance to average over transformed copies of each
       batch).  A hook that changes the output must say so in
