@@ -58,7 +58,7 @@ def throughput(n_images, rounds, batch_size):
         MODEL, weights=None, layer=None, pooling="avg", in_features=None, device="cpu"
     )
     prep = backbone.preprocessing
-    dataset = image_dataset(images, prep)
+    dataset = image_dataset(images, prep.resize_and_crop)
     tensors = prep.normalize(torch.stack([dataset[i] for i in range(n_images)]))
     naive_net = get_backbone(MODEL, weights=None).eval()  # fp32, NCHW, fresh module
 

@@ -3,37 +3,17 @@
 """DeepFeatureExtractor: features of a frozen pretrained network as a transformer."""
 
 import os
-from numbers import Integral
 
-import joblib
-import numpy as np
-import torch
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-)
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import validate_data
-from torch.utils.data import DataLoader, Subset
+from sklearn.utils._param_validation import StrOptions
 from torchvision.models import WeightsEnum
-from tqdm.auto import tqdm
 
+from skfeat.extraction._base import _BaseImageExtractor, model_identity
 from skfeat.extraction._cache import cached_backbone
-from skfeat.extraction._feature_cache import (
-    FeatureCache,
-    content_key,
-    resolve_cache_directory,
-)
-from skfeat.extraction._inputs import VectorRows, image_dataset, looks_like_vectors
 from skfeat.models._backbone import POOLINGS
-from skfeat.models._registry import backbone_input_kind
-from skfeat.utils._torch import PRECISIONS, autocast_dtype, resolve_device
+from skfeat.utils._torch import resolve_device
 
 
-class DeepFeatureExtractor(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class DeepFeatureExtractor(_BaseImageExtractor):
     """Features of a frozen pretrained network, as a scikit-learn transformer.
 
     Images go through the network's own preprocessing (resize, centre crop,
@@ -144,17 +124,10 @@ class DeepFeatureExtractor(
     """
 
     _parameter_constraints = {
-        "model": [str, callable],
+        **_BaseImageExtractor._parameter_constraints,
         "weights": [str, os.PathLike, WeightsEnum, None],
         "layer": [str, None],
         "pooling": [StrOptions(set(POOLINGS)), None],
-        "image_size": [Interval(Integral, 1, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "device": [str, torch.device],
-        "precision": [StrOptions(set(PRECISIONS))],
-        "memory": [None, str, os.PathLike, joblib.Memory],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -220,10 +193,7 @@ class DeepFeatureExtractor(
             Rows in the order of ``X``.
         """
         self._validate_params()
-        backbone, dataset = self._prepare(X, reset=False)
-        if self.memory is None:
-            return np.concatenate(list(self._extract(backbone, dataset)))
-        return self._extract_with_cache(backbone, dataset)
+        return self._extract_features(X)
 
     def featurize_batch(self, X):
         """Extract features of one in-memory batch, for Spark, Ray and Dask.
@@ -244,22 +214,8 @@ class DeepFeatureExtractor(
         """
         return self.transform(X)
 
-    @property
-    def _n_features_out(self):
-        """Width of the output vectors, probed on the cached backbone."""
-        if hasattr(self, "n_features_in_"):
-            probe = np.zeros((1, self.n_features_in_), dtype=np.float32)
-        elif backbone_input_kind(self.model) == "vector":
-            raise AttributeError(
-                "the output width of a vector backbone is known after fit"
-            )
-        else:  # any image size works: images are resized to the network's crop
-            probe = np.zeros((1, 8, 8, 3), dtype=np.uint8)
-        return np.concatenate(
-            list(self._extract(*self._prepare(probe, reset=False)))
-        ).shape[1]
-
-    def _backbone(self, in_features):
+    def _get_backbone(self, in_features):
+        """Return the frozen network, from the per-process cache."""
         return cached_backbone(
             self.model,
             weights=self.weights,
@@ -269,93 +225,15 @@ class DeepFeatureExtractor(
             device=resolve_device(self.device),
         )
 
-    def _prepare(self, X, *, reset):
-        """Validate ``X``; return the backbone and a dataset of network inputs."""
-        kind = backbone_input_kind(self.model)
-        if kind is None:
-            kind = "vector" if looks_like_vectors(X) else "image"
-        if kind == "vector":
-            X = validate_data(self, X, reset=reset, dtype=np.float32)
-            return self._backbone(X.shape[1]), VectorRows(X)
-        if reset:  # a refit on images has no input columns
-            self.__dict__.pop("n_features_in_", None)
-            self.__dict__.pop("feature_names_in_", None)
-        backbone = self._backbone(None)
-        return backbone, image_dataset(X, self._preprocessing(backbone))
-
-    def _preprocessing(self, backbone):
-        if self.image_size is None:
-            return backbone.preprocessing
-        return backbone.preprocessing.with_image_size(self.image_size)
-
-    def _extract(self, backbone, dataset, indices=None):
-        """Yield float32 feature arrays batch by batch, in dataset order."""
-        device = resolve_device(self.device)
-        dtype = autocast_dtype(self.precision, device)
-        images = not isinstance(dataset, VectorRows)
-        loader = DataLoader(
-            dataset if indices is None else Subset(dataset, indices),
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        progress = tqdm(
-            loader, disable=not self.verbose, desc="extracting", unit="batch"
-        )
-        with (
-            torch.inference_mode(),
-            torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
-        ):
-            for batch in progress:
-                batch = batch.to(device, non_blocking=True)
-                if images:
-                    batch = backbone.preprocessing.normalize(batch)
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                yield backbone(batch).float().cpu().numpy()
-
-    def _cache_config(self, backbone, dataset):
-        device = resolve_device(self.device)
-        model = self.model
-        if not isinstance(model, str):
-            qualname = getattr(model, "__qualname__", repr(model))
-            model = f"{getattr(model, '__module__', '')}.{qualname}"
-        images = not isinstance(dataset, VectorRows)
+    def _cache_identity(self, backbone):
         return {
-            "model": model,
+            "model": model_identity(self.model),
             "weights": backbone.weights_id,
             "layer": self.layer,
             "pooling": self.pooling,
-            "preprocessing": repr(self._preprocessing(backbone)) if images else None,
-            "autocast": str(autocast_dtype(self.precision, device)),
-            "device_type": device.type,
         }
-
-    def _extract_with_cache(self, backbone, dataset):
-        """Read cached rows; extract each missing unique sample once and store it."""
-        cache = FeatureCache(
-            resolve_cache_directory(self.memory), self._cache_config(backbone, dataset)
-        )
-        keys = [content_key(dataset.raw(i)) for i in range(len(dataset))]
-        found, first_missing = {}, {}
-        for index, key in enumerate(keys):
-            if key in found or key in first_missing:
-                continue
-            vector = cache.get(key)
-            if vector is None:
-                first_missing[key] = index
-            else:
-                found[key] = vector
-        missing = list(first_missing.values())
-        start = 0
-        for features in self._extract(backbone, dataset, missing) if missing else ():
-            for index, vector in zip(missing[start : start + len(features)], features):
-                cache.put(keys[index], vector)
-                found[keys[index]] = vector
-            start += len(features)
-        return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
-        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

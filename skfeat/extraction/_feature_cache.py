@@ -57,6 +57,26 @@ def content_key(item):
     return digest.hexdigest()
 
 
+def state_dict_digest(module):
+    """Hash the weights and buffers of a module: sha256 over its ``state_dict``.
+
+    Names, dtypes, shapes and raw bytes of every tensor enter the hash, in
+    ``state_dict`` order, so two modules with equal weights have equal
+    digests, on any device, and changing one value changes it.  A trainable
+    extractor adds it to its feature-cache identity.
+    """
+    digest = hashlib.sha256()
+    for name, value in module.state_dict().items():
+        digest.update(name.encode())
+        if not isinstance(value, torch.Tensor):  # extra state
+            digest.update(repr(value).encode())
+            continue
+        tensor = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{tensor.dtype}:{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def resolve_cache_directory(memory):
     """Return the directory of ``memory``: a path or a ``joblib.Memory``."""
     location = getattr(memory, "location", memory)

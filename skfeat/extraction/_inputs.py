@@ -1,20 +1,24 @@
 # Authors: The skfeat developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Turn the image containers users pass into datasets of preprocessed tensors.
+"""Turn the image containers users pass into datasets of per-item transformed tensors.
 
 Every source decodes to a float32 RGB tensor of shape (3, H, W) in [0, 1]
-before resizing, so the same pixels give the same features whatever their
-container: a uint8 array, a float array divided by 255, a PIL image or a PNG
-file.
+before the dataset's per-item transform (evaluation preprocessing, or the
+decode-once resize of training), so the same pixels give the same tensors
+whatever their container: a uint8 array, a float array divided by 255, a PIL
+image or a PNG file.
 """
 
+import functools
 import numbers
 import os
 
 import numpy as np
 import PIL.Image
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+
+from skfeat.models._preprocessing import ImagePreprocessing
 
 _CHANNEL_SIZES = (1, 3, 4)
 _IMAGE_FORMATS = (
@@ -142,10 +146,11 @@ def decode_image(item, what="X"):
 class ArrayImages(Dataset):
     """A dataset over an image array of shape (n, H, W), (n, H, W, C) or (n, C, H, W).
 
-    Pixel values are validated once for the whole array.
+    Pixel values are validated once for the whole array.  Items are decoded
+    images passed through ``transform`` (see :func:`image_dataset`).
     """
 
-    def __init__(self, images, preprocessing):
+    def __init__(self, images, transform=None):
         if images.ndim == 3:
             images = images[..., None]
         if images.ndim != 4:
@@ -163,14 +168,14 @@ class ArrayImages(Dataset):
             images = images.transpose(0, 2, 3, 1)
         self.divisor = pixel_divisor(images, "X")
         self.images = images
-        self.preprocessing = preprocessing
+        self.transform = transform
 
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, index):
         image = _to_rgb_tensor(self.images[index], self.divisor)
-        return self.preprocessing.resize_and_crop(image)
+        return image if self.transform is None else self.transform(image)
 
     def raw(self, index):
         """Return the sample as given, for content hashing."""
@@ -178,20 +183,24 @@ class ArrayImages(Dataset):
 
 
 class ItemImages(Dataset):
-    """A dataset over a sequence of images of any supported type and size."""
+    """A dataset over a sequence of images of any supported type and size.
 
-    def __init__(self, items, preprocessing):
+    Items are decoded images passed through ``transform`` (see
+    :func:`image_dataset`).
+    """
+
+    def __init__(self, items, transform=None):
         if len(items) == 0:
             raise ValueError("X is empty: found 0 images.")
         self.items = items
-        self.preprocessing = preprocessing
+        self.transform = transform
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, index):
         image = decode_image(self.raw(index), what=f"X[{index}]")
-        return self.preprocessing.resize_and_crop(image)
+        return image if self.transform is None else self.transform(image)
 
     def raw(self, index):
         """Return the sample as given (the image of an ``(image, label)`` pair)."""
@@ -218,20 +227,22 @@ class VectorRows(Dataset):
         return self.X[index]
 
 
-def image_dataset(X, preprocessing):
-    """Wrap any supported image container in a dataset of preprocessed tensors.
+def image_dataset(X, transform=None):
+    """Wrap any supported image container in a dataset of transformed tensors.
 
     Parameters
     ----------
     X : array-like, sequence or torch.utils.data.Dataset
         The images; see ``DeepFeatureExtractor.transform``.
-    preprocessing : ImagePreprocessing
-        Resize and crop applied per image.
+    transform : callable, default=None
+        Applied to each decoded image, a float32 tensor of shape (3, H, W) in
+        [0, 1]; extractors pass their evaluation preprocessing (resize and
+        centre crop).  None returns the decoded images as they are.
 
     Returns
     -------
     dataset : torch.utils.data.Dataset
-        Yields float32 tensors of shape (3, crop, crop), not yet normalised.
+        Yields ``transform(image)`` for every image, in the order of ``X``.
     """
     if isinstance(X, (str, os.PathLike, PIL.Image.Image)):
         raise TypeError(
@@ -243,11 +254,11 @@ def image_dataset(X, preprocessing):
             len(X)
         except TypeError as exc:
             raise TypeError("X: a torch Dataset must define __len__.") from exc
-        return ItemImages(X, preprocessing)
+        return ItemImages(X, transform)
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     if isinstance(X, np.ndarray) and X.dtype != object:
-        return ArrayImages(X, preprocessing)
+        return ArrayImages(X, transform)
     if not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
         raise TypeError(
             f"X has unsupported type {type(X).__name__}; expected {_IMAGE_FORMATS}."
@@ -255,7 +266,7 @@ def image_dataset(X, preprocessing):
     items = list(X)
     if items and all(isinstance(item, (list, tuple)) for item in items):
         try:
-            return ArrayImages(np.asarray(items), preprocessing)
+            return ArrayImages(np.asarray(items), transform)
         except ValueError as exc:
             if "inhomogeneous" not in str(exc):
                 raise
@@ -263,4 +274,53 @@ def image_dataset(X, preprocessing):
                 "X: nested lists must form a regular array; the images have "
                 f"different shapes ({exc})."
             ) from exc
-    return ItemImages(items, preprocessing)
+    return ItemImages(items, transform)
+
+
+def square_uint8(image, size):
+    """Resize the shorter side to ``size``, centre-crop a square, quantise to uint8.
+
+    The per-item transform of :func:`decode_uint8`, also for streaming the
+    same pixels with ``image_dataset(X, partial(square_uint8, size=size))``.
+    """
+    square = ImagePreprocessing(resize_size=size, crop_size=size).resize_and_crop(image)
+    return square.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def decode_uint8(X, size, *, max_bytes=2**30, batch_size=64, num_workers=0):
+    """Decode images once into one uint8 tensor, when it fits in ``max_bytes``.
+
+    Training decodes every image once and augments the stored pixels many
+    times; a uint8 copy takes a quarter of the memory of a float one.  Each
+    image's shorter side is resized to ``size`` (antialiased) and a centre
+    square is kept, as evaluation preprocessing does.
+
+    Parameters
+    ----------
+    X : array-like, sequence or torch.utils.data.Dataset
+        The images, in any container :func:`image_dataset` accepts.
+    size : int
+        Side of the stored square images.
+    max_bytes : int, default=2**30
+        Largest tensor to allocate; beyond it the caller streams the same
+        pixels through :func:`image_dataset` with :func:`square_uint8`.
+    batch_size : int, default=64
+        Images decoded per ``DataLoader`` batch.
+    num_workers : int, default=0
+        Worker processes that decode; 0 decodes in the main process.
+
+    Returns
+    -------
+    images : torch.Tensor of shape (n, 3, size, size), dtype uint8, or None
+        None when the tensor would exceed ``max_bytes``.
+    """
+    dataset = image_dataset(X, functools.partial(square_uint8, size=size))
+    if len(dataset) * 3 * size * size > max_bytes:
+        return None
+    images = torch.empty((len(dataset), 3, size, size), dtype=torch.uint8)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    start = 0
+    for batch in loader:
+        images[start : start + len(batch)] = batch
+        start += len(batch)
+    return images

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Pure-torch building blocks: tensors in, tensors out; no numpy or sklearn."""
 
+from skfeat.nn._linear_heads import LinearHead, MultiLinearHead
 from skfeat.nn._sea import (
     SeALoss,
     l2_normalize,
@@ -13,6 +14,8 @@ from skfeat.nn._sea import (
 from skfeat.nn._sea_multihead import multihead_sea_logits
 
 __all__ = [
+    "LinearHead",
+    "MultiLinearHead",
     "SeALoss",
     "l2_normalize",
     "multihead_sea_logits",

@@ -24,8 +24,8 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 from threadpoolctl import threadpool_limits
 
-from skfeat._engine import LinearHead, SeANet
-from skfeat.nn import SeALoss
+from skfeat._engine import SeANet
+from skfeat.nn import LinearHead, SeALoss
 from skfeat.utils import resolve_device, seeded
 
 COLLAPSE_MARGIN = 0.10

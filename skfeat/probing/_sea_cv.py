@@ -8,7 +8,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 
-from skfeat._engine import MultiLinearHead, SeAMultiHeadNet
+from skfeat._engine import SeAMultiHeadNet
+from skfeat.nn import MultiLinearHead
 from skfeat.probing._sea import (
     LinearSeAPredictMixin,
     SeAClassifier,

@@ -1,0 +1,22 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Private skorch engines: training loops behind the public estimators.
+
+Engines subclass ``skorch.NeuralNet`` and override only its sanctioned hooks
+(``train_step_single``, ``get_loss``, ``get_iterator``, ``validation_step``,
+``evaluation_step``, ``initialize_module``).  Users never see them: facades
+hold one as ``net_``.  Torch modules they train live in :mod:`skfeat.nn`.
+"""
+
+from skfeat._engine._batches import GroupedBatch, GroupedBatches, TensorBatches
+from skfeat._engine._feature import FeatureNet
+from skfeat._engine._sea import SeAMultiHeadNet, SeANet
+
+__all__ = [
+    "FeatureNet",
+    "GroupedBatch",
+    "GroupedBatches",
+    "SeAMultiHeadNet",
+    "SeANet",
+    "TensorBatches",
+]

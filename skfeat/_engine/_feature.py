@@ -1,0 +1,99 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Base engine for training heads on a fixed feature matrix."""
+
+import weakref
+
+import torch
+from skorch import NeuralNet
+from torch.utils.data import Subset
+
+from skfeat._engine._batches import TensorBatches
+
+
+class FeatureNet(NeuralNet):
+    """Base engine for training on a fixed feature matrix.
+
+    ``fit`` takes ``X``, a dict of aligned arrays (``"x"``: the features, plus
+    per-row data such as sample weights), and integer ``y``.  Arrays travel as
+    float32 and are cast to the module's dtype once per fit.  Shuffling draws
+    from a generator seeded by ``seed``, never from torch's global generator.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the shuffling generator.
+    **kwargs
+        Passed to ``skorch.NeuralNet``.
+    """
+
+    def __init__(self, *args, seed=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+
+    def initialize_module(self):
+        """Build the module and reset the shuffling generator."""
+        super().initialize_module()
+        self.shuffle_generator_ = torch.Generator().manual_seed(self.seed)
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        """Return batches of device tensors; shuffled anew each training epoch.
+
+        Tensors are cached while skorch holds the dataset (weak keys), so the
+        feature matrix is moved to the device once per fit, not per epoch, and
+        is freed with the dataset when the fit ends.
+        """
+        generator = self.shuffle_generator_ if training else None
+        return TensorBatches(self._cached_tensors(dataset), self.batch_size, generator)
+
+    def _cached_tensors(self, dataset):
+        if not hasattr(self, "_device_tensors"):
+            self._device_tensors = weakref.WeakKeyDictionary()
+        if dataset not in self._device_tensors:
+            self._device_tensors[dataset] = self._to_device_tensors(dataset)
+        return self._device_tensors[dataset]
+
+    def _to_device_tensors(self, dataset):
+        rows = slice(None)
+        if isinstance(dataset, Subset):
+            rows, dataset = torch.as_tensor(dataset.indices), dataset.dataset
+        dtype = next(self.module_.parameters()).dtype
+        tensors = {
+            key: torch.as_tensor(value)[rows].to(self.device, dtype)
+            for key, value in dataset.X.items()
+        }
+        n = len(tensors["x"])
+        y = torch.zeros(n, dtype=torch.long) if dataset.y is None else dataset.y
+        tensors["y"] = torch.as_tensor(y)[rows].to(self.device)
+        return tensors
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_device_tensors", None)
+        return state
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Sample-weighted mean of the per-row criterion."""
+        losses = self.criterion_(y_pred, y_true)
+        weights = X["w"]
+        return (weights * losses).sum() / weights.sum().clamp(
+            min=torch.finfo(weights.dtype).tiny
+        )
+
+    def validation_step(self, batch, **fit_params):
+        """Loss on clean features, without gradients."""
+        self._set_training(False)
+        Xi, yi = batch
+        with torch.no_grad():
+            y_pred = self.module_(Xi["x"])
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def evaluation_step(self, batch, training=False):
+        """Logits of a batch of features."""
+        self.check_is_fitted()
+        Xi = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with torch.set_grad_enabled(training):
+            self._set_training(training)
+            return self.module_(Xi["x"])

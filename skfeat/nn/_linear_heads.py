@@ -1,0 +1,83 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Bias-free float64 linear classifiers: one head, or groups of heads."""
+
+import torch
+from torch import nn
+
+
+class LinearHead(nn.Module):
+    """A bias-free linear classifier ``s = W x`` in float64.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width d.
+    n_classes : int
+        Number of classes C.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import LinearHead
+    >>> head = LinearHead(n_features=4, n_classes=3)
+    >>> head(torch.zeros(2, 4, dtype=torch.float64))
+    tensor([[0., 0., 0.],
+            [0., 0., 0.]], dtype=torch.float64, grad_fn=<MmBackward0>)
+    """
+
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_classes, bias=False, dtype=torch.float64)
+
+    def forward(self, x):
+        """Return logits of shape (n, C)."""
+        return self.linear(x)
+
+
+class MultiLinearHead(nn.Module):
+    """Groups of bias-free linear classifiers in float64, initialised identically.
+
+    One parameter of shape (heads_per_group, C, d) per group, so a group that
+    takes no part in a step gets no gradient, and SGD leaves it untouched (no
+    momentum, no weight decay).  Every head starts from the same draw of
+    ``nn.Linear``'s initialisation: the one a separate fit with the same seed
+    starts from.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width d.
+    n_classes : int
+        Number of classes C.
+    n_groups : int
+        Number of groups G.
+    heads_per_group : int
+        Heads in each group.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import MultiLinearHead
+    >>> heads = MultiLinearHead(4, 3, n_groups=2, heads_per_group=5)
+    >>> heads(torch.ones(7, 4, dtype=torch.float64)).shape
+    torch.Size([10, 7, 3])
+    >>> bool((heads.weights() == heads.weights()[0]).all())
+    True
+    """
+
+    def __init__(self, n_features, n_classes, n_groups, heads_per_group):
+        super().__init__()
+        first = nn.Linear(n_features, n_classes, bias=False, dtype=torch.float64)
+        self.groups = nn.ParameterList(
+            nn.Parameter(first.weight.detach().repeat(heads_per_group, 1, 1))
+            for _ in range(n_groups)
+        )
+
+    def forward(self, x):
+        """Return logits of shape (G * heads_per_group, n, C)."""
+        return torch.einsum("hcd,nd->hnc", self.weights(), x)
+
+    def weights(self):
+        """All heads stacked group by group: shape (G * heads_per_group, C, d)."""
+        return torch.cat(list(self.groups))
