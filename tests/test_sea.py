@@ -6,6 +6,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import make_classification
 from sklearn.metrics import accuracy_score
+from skorch.exceptions import DeviceWarning
 
 from skfeat import SeAClassifier
 from skfeat.datasets import make_lowshot_features
@@ -356,7 +357,7 @@ def test_sea_classifier_gpu_fit_unpickles_on_cpu(monkeypatch):
     blob = pickle.dumps(clf)
     cpu_reference = SeAClassifier(max_epochs=5, random_state=0, device="cpu").fit(X, y)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.warns(Warning):
+    with pytest.warns(DeviceWarning, match="no CUDA devices are available"):
         restored = pickle.loads(blob)
     assert_allclose(restored.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
     assert_allclose(restored.coef_, cpu_reference.coef_, rtol=1e-4, atol=1e-6)
