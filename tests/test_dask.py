@@ -1,4 +1,4 @@
-"""Scale-out on Dask: grid search through joblib's dask backend, featurisation by partition."""
+"""Scale-out on Dask: grid search on joblib's dask backend, partitioned featurising."""
 
 import glob
 

@@ -194,16 +194,16 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     eta : float, default=0.8
         Perturbation strength: each training feature moves a distance ``eta``
         along its semantic direction, then returns to the unit sphere; 0
-        disables the augmentation.  The default,
-        the paper's, suits high-dimensional deep features in low-shot tasks
-        but can be too strong for other features: on EfficientNet-Lite0
-        features of scikit-learn's digits, 0.8 carries features across class
-        boundaries and the fit collapses (40% test accuracy, against 95.6%
-        with ``eta=0.4``).  ``fit`` then emits a ``ConvergenceWarning``
-        naming ``eta``: the model classifies its own clean training features
-        more than 10 points worse than a linear model fitted to them without
-        augmentation.  When you see it, use a smaller ``eta`` (0.2 to 0.4),
-        or let ``SeAClassifierCV`` choose it by cross-validation.
+        disables the augmentation.  The default, the paper's, suits
+        high-dimensional deep features in low-shot tasks but can be too strong
+        for other features: on EfficientNet-Lite0 features of scikit-learn's
+        digits, 0.8 carries features across class boundaries and the fit
+        collapses (40% test accuracy, against 95.6% with ``eta=0.4``).
+        ``fit`` then emits a ``ConvergenceWarning`` naming ``eta``: the model
+        classifies its own clean training features more than 10 points worse
+        than a linear model fitted to them without augmentation.  When you see
+        it, use a smaller ``eta`` (0.2 to 0.4), or let ``SeAClassifierCV``
+        choose it by cross-validation.
     alpha : float, default=0.01
         Temperature of the semantic projection's softmax (not an L2 penalty):
         small values move each feature toward the single most
