@@ -33,7 +33,7 @@ def _save_pngs(images, folder):
 
 
 def test_deep_extractor_containers_give_identical_features(rgb_images, tmp_path):
-    """uint8 HWC/CHW, float, PIL, per-image arrays, paths and a Dataset agree exactly."""
+    """uint8 HWC/CHW, float, PIL, per-image arrays, paths and a Dataset all agree."""
     extractor = DeepFeatureExtractor(**TINY, batch_size=4)
     expected = extractor.transform(rgb_images)
     paths = _save_pngs(rgb_images, tmp_path)
@@ -115,7 +115,7 @@ def _reference_features(network, images_uint8, weights):
 
 
 def test_deep_extractor_resnet_penultimate_matches_reference(rgb_images):
-    """resnet18 default features are the 512-d pooled vector, preprocessed like torchvision."""
+    """resnet18 features: the 512-d pooled vector, preprocessed like torchvision."""
     features = DeepFeatureExtractor("resnet18", weights=None).transform(rgb_images[:2])
     reference_net = get_backbone("resnet18", layer="logits").body  # same seeded init
     expected = _reference_features(

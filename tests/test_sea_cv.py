@@ -26,7 +26,7 @@ def lowshot():
 
 
 def test_multihead_logits_equal_explicit_sea_per_head():
-    """The Gram-matrix computation equals sea_augment + head, with masks, margin, zero rows."""
+    """Gram-matrix logits equal sea_augment + head, with masks, margin, zero rows."""
     gen = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(
         torch.randn(20, 32, generator=gen, dtype=torch.float64), dim=1
@@ -59,7 +59,7 @@ def test_multihead_logits_equal_explicit_sea_per_head():
 
 @pytest.mark.parametrize("batch_size", [256, 8])
 def test_all_data_heads_equal_separate_fits(lowshot, batch_size):
-    """Each eta's all-data head equals SeAClassifier(eta) with the same seed and batches.
+    """Each eta's all-data head equals SeAClassifier(eta), same seed and batches.
 
     Up to rounding, which SeA's sharp softmax amplifies about 2x per epoch.
     """
