@@ -11,6 +11,12 @@ Which checks: those of ``[tool.numpydoc_validation]`` in pyproject.toml, plus
 two that the configuration leaves out because its pre-commit hook also reads
 private code: GL08 (a docstring exists) everywhere, and EX01 (an Examples
 section) on classes and functions; methods are exemplified by their class.
+
+Plain ``help()`` shows Sphinx roles raw, so a role must never be the only
+pointer to information.  Cross-references such as ``:func:`pool_features```
+name their target and read fine; a user-guide link is written
+``:ref:`User Guide <label>` (section "<title>" of ``docs/<file>.rst``)``, and
+the title must be the one under that label in that file.
 """
 
 import importlib
