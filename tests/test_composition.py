@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
 from skfeat import DeepFeatureExtractor, SeAClassifier
@@ -26,17 +26,45 @@ def _pipeline():
     )
 
 
+ETAS = [0.0, 0.4, 0.8, 1.2]
+
+
+@pytest.fixture(scope="module")
+def fold_by_fold_scores(digit_images):
+    """Independent reference: each (eta, fold) pipeline fitted and scored by hand."""
+    images, labels = digit_images
+    folds = list(StratifiedKFold(3).split(images, labels))
+    return np.array(
+        [
+            [
+                clone(_pipeline())
+                .set_params(seaclassifier__eta=eta)
+                .fit(images[train], labels[train])
+                .score(images[test], labels[test])
+                for train, test in folds
+            ]
+            for eta in ETAS
+        ]
+    )
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_grid_search_over_extractor_and_sea_pipeline(digit_images, n_jobs):
+def test_grid_search_over_extractor_and_sea_pipeline(
+    digit_images, fold_by_fold_scores, n_jobs
+):
+    """Scores equal hand-made fold fits; the refit model equals a direct fit."""
     images, labels = digit_images
     search = GridSearchCV(
-        _pipeline(), {"seaclassifier__eta": [0.0, 0.4, 0.8, 1.2]}, cv=3, n_jobs=n_jobs
+        _pipeline(), {"seaclassifier__eta": ETAS}, cv=3, n_jobs=n_jobs
     )
     search.fit(images, labels)
-    assert search.best_params_["seaclassifier__eta"] in (0.0, 0.4, 0.8, 1.2)
-    assert search.cv_results_["mean_test_score"].shape == (4,)
-    assert set(search.predict(images)) <= set(labels)
-    assert search.predict_proba(images).shape == (90, 3)
+    for k in range(3):
+        assert_allclose(
+            search.cv_results_[f"split{k}_test_score"], fold_by_fold_scores[:, k]
+        )
+    direct = _pipeline().set_params(**search.best_params_).fit(images, labels)
+    assert_array_equal(search.predict_proba(images), direct.predict_proba(images))
+    assert_array_equal(search.predict(images), direct.predict(images))
 
 
 def test_grid_search_results_do_not_depend_on_n_jobs(digit_images):

@@ -16,7 +16,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from torch import nn
 
 from skfeat import DeepFeatureExtractor
-from skfeat.extraction._cache import cached_backbone, clear_backbone_cache
+from skfeat.extraction import _cache
+from skfeat.extraction._cache import clear_backbone_cache
 from skfeat.models import get_backbone
 
 TINY = dict(model="tiny_cnn", weights=None)
@@ -32,7 +33,7 @@ def _save_pngs(images, folder):
 
 
 def test_deep_extractor_containers_give_identical_features(rgb_images, tmp_path):
-    """uint8 HWC/CHW, float, PIL, per-image arrays, paths and a Dataset agree exactly."""
+    """uint8 HWC/CHW, float, PIL, per-image arrays, paths and a Dataset all agree."""
     extractor = DeepFeatureExtractor(**TINY, batch_size=4)
     expected = extractor.transform(rgb_images)
     paths = _save_pngs(rgb_images, tmp_path)
@@ -114,7 +115,7 @@ def _reference_features(network, images_uint8, weights):
 
 
 def test_deep_extractor_resnet_penultimate_matches_reference(rgb_images):
-    """resnet18 default features are the 512-d pooled vector, preprocessed like torchvision."""
+    """resnet18 features: the 512-d pooled vector, preprocessed like torchvision."""
     features = DeepFeatureExtractor("resnet18", weights=None).transform(rgb_images[:2])
     reference_net = get_backbone("resnet18", layer="logits").body  # same seeded init
     expected = _reference_features(
@@ -147,10 +148,14 @@ def test_deep_extractor_layer_and_pooling(rgb_images, pooling):
 
 
 def test_deep_extractor_logits_layer(rgb_images):
-    logits = DeepFeatureExtractor(
-        "resnet18", weights=None, layer="logits", image_size=32
-    )
-    assert logits.transform(rgb_images[:1]).shape == (1, 1000)
+    """layer="logits" is the classifier layer applied to the default features."""
+    resnet = dict(model="resnet18", weights=None, image_size=32)
+    logits = DeepFeatureExtractor(**resnet, layer="logits").transform(rgb_images[:2])
+    features = DeepFeatureExtractor(**resnet).transform(rgb_images[:2])
+    fc = get_backbone("resnet18", layer="logits").body.fc  # same seeded init
+    expected = features @ fc.weight.detach().numpy().T + fc.bias.detach().numpy()
+    assert logits.shape == (2, 1000)
+    assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_deep_extractor_callable_model_uses_input_of_last_linear(rgb_images):
@@ -331,13 +336,21 @@ def test_deep_extractor_2d_input_needs_vector_backbone():
         DeepFeatureExtractor(**TINY).transform(np.zeros((3, 4), np.float32))
 
 
-def test_deep_extractor_is_stateless_and_clone_shares_model(rgb_images):
+def test_deep_extractor_is_stateless_and_clone_shares_model(rgb_images, monkeypatch):
+    """transform needs no fit, and a fitted clone reuses the network, not a rebuild."""
+    builds = []
+
+    def counting_get_backbone(*args, **kwargs):
+        builds.append(args)
+        return get_backbone(*args, **kwargs)
+
+    clear_backbone_cache()
+    monkeypatch.setattr(_cache, "get_backbone", counting_get_backbone)
     extractor = DeepFeatureExtractor(**TINY)
     unfitted = extractor.transform(rgb_images)
     fitted = clone(extractor).fit(rgb_images).transform(rgb_images)
     assert_array_equal(unfitted, fitted)
-    key = dict(weights=None, layer=None, pooling="avg", in_features=None, device="cpu")
-    assert cached_backbone("tiny_cnn", **key) is cached_backbone("tiny_cnn", **key)
+    assert len(builds) == 1
 
 
 def test_deep_extractor_pickle_holds_parameters_only(rgb_images):

@@ -2,7 +2,6 @@
 
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
@@ -27,7 +26,7 @@ def lowshot():
 
 
 def test_multihead_logits_equal_explicit_sea_per_head():
-    """The Gram-matrix computation equals sea_augment + head, with masks, margin, zero rows."""
+    """Gram-matrix logits equal sea_augment + head, with masks, margin, zero rows."""
     gen = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(
         torch.randn(20, 32, generator=gen, dtype=torch.float64), dim=1
@@ -60,7 +59,7 @@ def test_multihead_logits_equal_explicit_sea_per_head():
 
 @pytest.mark.parametrize("batch_size", [256, 8])
 def test_all_data_heads_equal_separate_fits(lowshot, batch_size):
-    """Each eta's all-data head equals SeAClassifier(eta) with the same seed and batches.
+    """Each eta's all-data head equals SeAClassifier(eta), same seed and batches.
 
     Up to rounding, which SeA's sharp softmax amplifies about 2x per epoch.
     """
@@ -118,27 +117,45 @@ def test_ties_go_to_the_smallest_eta():
 
 
 def test_refit_false_keeps_no_model(lowshot):
+    """refit=False chooses the same eta from the same scores, and cannot predict."""
     X, y = lowshot
-    clf = SeAClassifierCV(
-        etas=(0.0, 0.8), refit=False, max_epochs=3, random_state=0
-    ).fit(X, y)
-    assert clf.eta_ in (0.0, 0.8) and not hasattr(clf, "coef_")
+    params = dict(etas=(0.0, 0.8), max_epochs=3, random_state=0)
+    clf = SeAClassifierCV(refit=False, **params).fit(X, y)
+    refitted = SeAClassifierCV(refit=True, **params).fit(X, y)
+    assert_array_equal(
+        clf.cv_results_["mean_test_score"], refitted.cv_results_["mean_test_score"]
+    )
+    assert clf.eta_ == refitted.eta_
+    assert not hasattr(clf, "coef_")
     with pytest.raises(AttributeError, match="refit=False"):
         clf.predict(X)
 
 
 def test_custom_scoring_and_outer_search(lowshot):
+    """scoring= is used as GridSearchCV uses it; nesting in a search changes nothing."""
     X, y = lowshot
     clf = SeAClassifierCV(
         etas=(0.0, 0.8), scoring="neg_log_loss", max_epochs=5, random_state=0
+    ).fit(X, y)
+    search = GridSearchCV(
+        SeAClassifier(max_epochs=5, random_state=0),
+        {"eta": [0.0, 0.8]},
+        scoring="neg_log_loss",
+        cv=StratifiedKFold(3),
+    ).fit(X, y)
+    assert_allclose(
+        clf.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"]
     )
-    assert np.all(clf.fit(X, y).cv_results_["mean_test_score"] < 0)
     outer = GridSearchCV(
         SeAClassifierCV(etas=(0.0, 0.8), max_epochs=5, random_state=0),
         {"temperature": [0.1, 0.2]},
         cv=2,
     ).fit(X, y)
-    assert outer.best_estimator_.eta_ in (0.0, 0.8)
+    direct = SeAClassifierCV(
+        etas=(0.0, 0.8), max_epochs=5, random_state=0, **outer.best_params_
+    ).fit(X, y)
+    assert outer.best_estimator_.eta_ == direct.eta_
+    assert_array_equal(outer.best_estimator_.coef_, direct.coef_)
 
 
 @pytest.mark.parametrize("etas", [(), (-0.1, 0.4), (0.4, float("nan"))])

@@ -24,6 +24,9 @@ class DeepFeatureExtractor(_BaseImageExtractor):
     first use and cached per process, so clones (as in ``GridSearchCV``) share
     it and pickles hold parameters only.
 
+    Read more in the :ref:`User Guide <deep_feature_extractor>` (section
+    "Deep features: ``DeepFeatureExtractor``" of ``docs/user_guide.rst``).
+
     Parameters
     ----------
     model : str or callable, default="resnet50"

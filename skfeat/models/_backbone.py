@@ -26,6 +26,7 @@ def pool_features(features, pooling):
     Returns
     -------
     pooled : torch.Tensor of shape (n, d)
+        One feature vector per sample.
 
     Examples
     --------
@@ -66,6 +67,24 @@ class Backbone(nn.Module):
         Resize, crop and normalisation for image inputs.
     weights_id : str
         Human-readable identity of the loaded weights, for reproducibility.
+
+    See Also
+    --------
+    get_backbone : Build the backbone of a registered or torchvision model.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.models import Backbone
+    >>> backbone = Backbone(
+    ...     torch.nn.Conv2d(3, 8, kernel_size=3),
+    ...     pooling="avg",
+    ...     input_kind="image",
+    ...     preprocessing=None,
+    ...     weights_id="random-init",
+    ... )
+    >>> backbone(torch.rand(2, 3, 16, 16)).shape
+    torch.Size([2, 8])
     """
 
     def __init__(self, body, *, pooling, input_kind, preprocessing, weights_id):
@@ -77,7 +96,19 @@ class Backbone(nn.Module):
         self.weights_id = weights_id
 
     def forward(self, x):
-        """Return pooled features of shape (n, d)."""
+        """Compute the pooled features of a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A preprocessed batch: images of shape (n, 3, H, W), or vectors of
+            shape (n, d_in) for vector backbones.
+
+        Returns
+        -------
+        features : torch.Tensor of shape (n, d)
+            The selected layer's output, pooled by :func:`pool_features`.
+        """
         out = self.body(x)
         if isinstance(out, dict):
             (out,) = out.values()

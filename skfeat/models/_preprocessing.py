@@ -46,7 +46,19 @@ class ImagePreprocessing:
 
     @classmethod
     def from_torchvision(cls, weights):
-        """Read the preprocessing of a torchvision ``WeightsEnum`` member."""
+        """Read the preprocessing of a torchvision ``WeightsEnum`` member.
+
+        Parameters
+        ----------
+        weights : torchvision.models.WeightsEnum
+            Pretrained weights whose ``transforms()`` preset is read, such as
+            ``ResNet18_Weights.IMAGENET1K_V1``.
+
+        Returns
+        -------
+        preprocessing : ImagePreprocessing
+            The preset's resize, crop, normalisation and interpolation.
+        """
         preset = weights.transforms()
         return cls(
             resize_size=int(preset.resize_size[0]),
@@ -57,21 +69,55 @@ class ImagePreprocessing:
         )
 
     def with_image_size(self, image_size):
-        """Return a copy cropping to ``image_size``, keeping the resize ratio."""
+        """Return a copy cropping to ``image_size``, keeping the resize ratio.
+
+        Parameters
+        ----------
+        image_size : int
+            Side of the new square centre crop.
+
+        Returns
+        -------
+        preprocessing : ImagePreprocessing
+            A new instance; this one is frozen and unchanged.
+        """
         ratio = self.resize_size / self.crop_size
         return dataclasses.replace(
             self, crop_size=image_size, resize_size=round(image_size * ratio)
         )
 
     def resize_and_crop(self, image):
-        """Resize and centre-crop one float image of shape (3, H, W)."""
+        """Resize and centre-crop one float image.
+
+        Parameters
+        ----------
+        image : torch.Tensor of shape (3, H, W)
+            Float image with values in ``[0, 1]``.
+
+        Returns
+        -------
+        image : torch.Tensor of shape (3, crop_size, crop_size)
+            The shorter side resized to ``resize_size`` (antialiased), then
+            centre-cropped.
+        """
         image = F.resize(
             image, [self.resize_size], interpolation=self.interpolation, antialias=True
         )
         return F.center_crop(image, [self.crop_size, self.crop_size])
 
     def normalize(self, batch):
-        """Normalise a float batch of shape (n, 3, H, W) in place of a copy."""
+        """Normalise a float batch per channel, returning a new tensor.
+
+        Parameters
+        ----------
+        batch : torch.Tensor of shape (n, 3, H, W)
+            Float images with values in ``[0, 1]``; not modified.
+
+        Returns
+        -------
+        batch : torch.Tensor of shape (n, 3, H, W)
+            ``(batch - mean) / std``, channel by channel.
+        """
         mean = torch.tensor(self.mean, dtype=batch.dtype, device=batch.device)
         std = torch.tensor(self.std, dtype=batch.dtype, device=batch.device)
         return (batch - mean[:, None, None]) / std[:, None, None]

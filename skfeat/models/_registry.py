@@ -123,7 +123,8 @@ def list_backbones(include=None):
     Parameters
     ----------
     include : str or sequence of str, default=None
-        fnmatch patterns; only names matching one of them are listed.
+        Shell-style patterns (as in Python's ``fnmatch``); only names matching
+        one of them are listed.
 
     Returns
     -------

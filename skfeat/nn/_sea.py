@@ -65,7 +65,21 @@ class SeALoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits, y):
-        """Return the loss of ``logits`` (n, C) against integer labels ``y``."""
+        """Compute the loss of ``logits`` against integer labels ``y``.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (n_samples, n_classes)
+            Class scores.
+        y : torch.Tensor of shape (n_samples,), dtype int64
+            True class indices.
+
+        Returns
+        -------
+        loss : torch.Tensor
+            A scalar with ``reduction="mean"``, else one loss per row, of shape
+            (n_samples,).
+        """
         if self.margin:
             logits = logits - self.margin * F.one_hot(y, logits.shape[1]).to(
                 logits.dtype

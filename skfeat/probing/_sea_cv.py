@@ -49,7 +49,9 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     separate ``SeAClassifier(eta=eta_, random_state=...)`` fit would, so no
     refit is needed.
 
-    Read more in the :ref:`User Guide <sea_classifier_cv>`.
+    Read more in the :ref:`User Guide <sea_classifier_cv>` (section
+    "One pass over every ``eta``: ``SeAClassifierCV``" of
+    ``docs/user_guide.rst``).
 
     Parameters
     ----------
