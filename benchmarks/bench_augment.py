@@ -11,7 +11,10 @@ its own parameters.  Compared, interleaved in one run:
   per-image ``v2.functional.adjust_hue`` loop (torchvision has no batched
   per-sample hue), and a per-image loop of the four v2 kernels;
 * Gaussian blur with per-sample sigma: kornia ``gaussian_blur2d`` with a
-  ``(B, 2)`` sigma against a per-image ``v2.functional.gaussian_blur`` loop.
+  ``(B, 2)`` sigma against a per-image ``v2.functional.gaussian_blur`` loop;
+* the whole AugSelf view chain (crop, flip, jitter p 0.8, grayscale p 0.2,
+  blur p 0.5): ``skfeat.transforms.AugmentationPipeline`` on the batch against
+  a torchvision ``v2.Compose`` called image by image (a DataLoader's way).
 
 Usage: python benchmarks/bench_augment.py [--batch 64] [--size 96] [--rounds 5]
 """
@@ -21,9 +24,19 @@ import math
 
 import kornia
 import torch
+import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from _timing import best_of
 from torchvision.ops import roi_align
+
+from skfeat.transforms import (
+    AugmentationPipeline,
+    ColorJitter,
+    GaussianBlur,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+)
 
 
 def make_problem(batch, size, seed=0):
@@ -123,6 +136,36 @@ def blur_contenders(x, sigma, kernel):
     }
 
 
+def pipeline_contenders(x, size, kernel):
+    pipe = AugmentationPipeline(
+        [
+            RandomResizedCrop(size),
+            RandomHorizontalFlip(),
+            ColorJitter(),
+            RandomGrayscale(),
+            GaussianBlur(kernel_size=kernel),
+        ]
+    )
+    compose = T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=(0.2, 1.0)),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5),
+        ]
+    )
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "skfeat AugmentationPipeline": lambda: pipe.apply(
+            x, pipe.sample(len(x), generator)
+        ),
+        "torchvision v2 Compose per image": lambda: torch.stack(
+            [compose(img) for img in x]
+        ),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
@@ -137,6 +180,7 @@ def main():
         ("crop-resize", crop_contenders(x, top_left, side, args.size)),
         ("colour jitter", jitter_contenders(x, factors, hue)),
         (f"blur (kernel {kernel})", blur_contenders(x, sigma, kernel)),
+        ("view chain", pipeline_contenders(x, args.size, kernel)),
     ]:
         seconds, _ = best_of(contenders, args.rounds)
         fastest = min(seconds.values())

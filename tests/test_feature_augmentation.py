@@ -140,6 +140,8 @@ def test_feature_augmenter_interpolate_positive_needs_partner():
     with pytest.raises(ValueError, match="needs positive="):
         FeatureAugmenter("interpolate")(_features())
     with pytest.raises(ValueError, match="at least one positive"):
+        multi_positive_info_nce(_features(n=3), torch.arange(3))
+    with pytest.raises(ValueError, match="at least one positive"):
         multi_positive_info_nce(
             _features(n=3), torch.arange(3), anchors=torch.ones(3, dtype=bool)
         )

@@ -160,7 +160,7 @@ def test_augself_symmetrised_batch_has_2b_rows_with_swapped_targets():
     w1, w2 = pipe.sample(16, gen), pipe.sample(16, gen)
     forward, backward = pipe.delta(w1, w2), pipe.delta(w2, w1)
     y1, y2 = _rand(16, 5), _rand(16, 5, seed=1)
-    for name in pipe.loss_kinds:
+    for name in pipe.aug_types:
         inputs, targets = symmetrize(y1, y2, forward[name], backward[name])
         assert inputs.shape == (32, 10) and len(targets) == 32
         assert_close(inputs[16:], torch.cat([y2, y1], 1))

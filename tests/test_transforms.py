@@ -213,6 +213,12 @@ def test_transforms_random_scale_scales_the_block_and_normalises_record():
     assert_close(scale.delta(factors, factors.flip(0)), torch.tensor([[-0.75], [0.75]]))
 
 
+def test_transforms_pipeline_aug_types_describe_the_heads():
+    """aug_types gives each augmentation's loss kind and target width, by name."""
+    pipe = AugmentationPipeline([RandomHorizontalFlip(), RandomCircularShift(5)])
+    assert pipe.aug_types == {"flip": ("binary", 1), "shift": ("multiclass", 5)}
+
+
 def test_transforms_pipeline_accepts_uint8_images():
     """uint8 images are scaled to [0, 1] before the chain."""
     pipe = AugmentationPipeline([RandomHorizontalFlip(p=0.0)])
@@ -238,6 +244,10 @@ def test_transforms_pipeline_accepts_uint8_images():
         (
             lambda: RandomGrayscale().apply(torch.rand(3, 4), torch.ones(3, 1)),
             "float images",
+        ),
+        (
+            lambda: ColorJitter().apply(torch.rand(2, 1, 4, 4), torch.ones(2, 8)),
+            "3 RGB channels",
         ),
         (
             lambda: RandomScale(stop=9).apply(torch.rand(2, 3), torch.ones(2, 1)),

@@ -121,8 +121,8 @@ class AugSelfHeads(nn.Module):
     in_features : int
         Width D of the pre-projector representation.
     aug_types : mapping of str to (str, int)
-        ``{name: (loss_kind, n_outputs)}`` for every candidate type, e.g. from
-        a pipeline's ``loss_kinds`` and ``n_outputs``.
+        ``{name: (loss_kind, n_outputs)}`` for every candidate type, e.g. an
+        :class:`~skfeat.transforms.AugmentationPipeline`'s ``aug_types``.
     weights : float or mapping of str to float, default=1.0
         Loss weight lambda of every type, or per type (missing types get 0).
         A type with weight <= 0 gets no head and no loss.

@@ -121,7 +121,7 @@ class FeatureAugmenter(nn.Module):
             noise = torch.randn(
                 z.shape, generator=generator, device=z.device, dtype=z.dtype
             )
-            std = z.std(0, keepdim=True) if len(z) > 1 else torch.ones_like(z)
+            std = z.std(0, correction=0, keepdim=True)
             z_aug = z + self.strength * noise * std
             return F.normalize(z_aug, dim=1) * z.norm(dim=1, keepdim=True)
         if self.operator == "dropout":

@@ -130,7 +130,7 @@ def multi_positive_info_nce(z, instance, temperature=0.2, anchors=None):
     n_positive = positive.sum(1)
     if anchors is None:
         anchors = n_positive > 0
-    elif (n_positive[anchors] == 0).any():
+    if not anchors.any() or (n_positive[anchors] == 0).any():
         raise ValueError("every anchor needs at least one positive row in z.")
     per_row = -log_prob.masked_fill(~positive, 0).sum(1) / n_positive.clamp(min=1)
     return per_row[anchors].mean()
@@ -266,7 +266,8 @@ def momentum_update_(target, online, momentum):
     target_params, online_params = list(target.parameters()), list(online.parameters())
     if [p.shape for p in target_params] != [p.shape for p in online_params]:
         raise ValueError("target and online must have the same parameter shapes.")
-    torch._foreach_lerp_(target_params, online_params, 1 - momentum)
+    for target_param, online_param in zip(target_params, online_params):
+        target_param.lerp_(online_param, 1 - momentum)
     return target
 
 

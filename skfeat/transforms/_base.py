@@ -4,8 +4,6 @@
 
 import torch
 
-LOSS_KINDS = ("regression", "binary", "multiclass")
-
 
 def check_probability(p, name="p"):
     """Return ``p`` as a float in [0, 1], or raise a ValueError naming ``name``."""

@@ -25,15 +25,18 @@ from skfeat.transforms._base import (
 )
 
 _CROP_ATTEMPTS = 10
+_JITTER_IDENTITY = (1.0, 1.0, 1.0, 0.0)  # brightness, contrast, saturation, hue
 
 
-def _check_images(x, name):
+def _check_images(x, name, rgb=False):
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
         raise ValueError(
             f"{name} expects float images of shape (n, channels, height, width), "
             f"got {getattr(x, 'dtype', type(x).__name__)} "
             f"of shape {tuple(getattr(x, 'shape', ()))}."
         )
+    if rgb and x.shape[1] != 3:
+        raise ValueError(f"{name} expects 3 RGB channels, got {x.shape[1]}.")
 
 
 def _check_size(size):
@@ -269,23 +272,22 @@ class ColorJitter(ParametricAugmentation):
 
     def sample(self, n, generator=None):
         applied = coin(n, self.p, generator).bool()
-        identity = torch.tensor([1.0, 1.0, 1.0, 0.0])
         factors = torch.cat([uniform(n, r, generator) for r in self._ranges()], 1)
-        factors = torch.where(applied, factors, identity)
+        factors = torch.where(applied, factors, torch.tensor(_JITTER_IDENTITY))
         order = torch.rand(n, 4, generator=generator).argsort(1).float()
         return torch.cat([factors, order], 1)
 
     def apply(self, x, params):
-        _check_images(x, "ColorJitter.apply")
+        _check_images(x, "ColorJitter.apply", rgb=True)
         kernels = [
             adjust_brightness_accumulative,
             adjust_contrast_with_mean_subtraction,
             adjust_saturation_with_gray_subtraction,
             lambda img, theta: adjust_hue(img, 2 * math.pi * theta),
         ]
-        identity = torch.tensor([1.0, 1.0, 1.0, 0.0])
         factors, order = params[:, :4], params[:, 4:].long()
-        active = factors != identity  # an identity factor needs no kernel call
+        # An identity factor needs no kernel call.
+        active = factors != factors.new_tensor(_JITTER_IDENTITY)
         out = x.clone()
         for step in range(4):
             for op, kernel in enumerate(kernels):
@@ -296,8 +298,8 @@ class ColorJitter(ParametricAugmentation):
         return out
 
     def record(self, params):
-        widths = torch.tensor([hi - lo for lo, hi in self._ranges()])
-        centred = params[:, :4] - torch.tensor([1.0, 1.0, 1.0, 0.0])
+        widths = params.new_tensor([hi - lo for lo, hi in self._ranges()])
+        centred = params[:, :4] - params.new_tensor(_JITTER_IDENTITY)
         return torch.where(widths > 0, centred / widths.clamp(min=1e-12), 0.0)
 
 
@@ -333,7 +335,7 @@ class RandomGrayscale(ParametricAugmentation):
         return coin(n, self.p, generator)
 
     def apply(self, x, params):
-        _check_images(x, "RandomGrayscale.apply")
+        _check_images(x, "RandomGrayscale.apply", rgb=True)
         grey = params[:, 0].to(x.device).bool().view(-1, 1, 1, 1)
         return torch.where(grey, rgb_to_grayscale(x).expand_as(x), x)
 

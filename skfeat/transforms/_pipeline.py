@@ -17,10 +17,9 @@ class AugmentationPipeline:
 
     Attributes
     ----------
-    loss_kinds : dict of str to str
-        ``loss_kind`` of each augmentation, by name.
-    n_outputs : dict of str to int
-        ``n_outputs`` of each augmentation, by name.
+    aug_types : dict of str to (str, int)
+        ``(loss_kind, n_outputs)`` of each augmentation, by name: the
+        ``aug_types`` argument of :class:`skfeat.nn.AugSelfHeads`.
 
     Notes
     -----
@@ -58,12 +57,8 @@ class AugmentationPipeline:
         self.augmentations = augmentations
 
     @property
-    def loss_kinds(self):
-        return {aug.name: aug.loss_kind for aug in self.augmentations}
-
-    @property
-    def n_outputs(self):
-        return {aug.name: aug.n_outputs for aug in self.augmentations}
+    def aug_types(self):
+        return {aug.name: (aug.loss_kind, aug.n_outputs) for aug in self.augmentations}
 
     def sample(self, n, generator=None):
         """Draw every augmentation's parameters for ``n`` samples.
