@@ -96,6 +96,17 @@ def test_transforms_crop_centre_uses_each_views_own_flip_flag():
     assert_close(pipe.augmentations[0].record(sampled["crop"])[:, 1], expected)
 
 
+def test_transforms_flipped_crop_is_the_crop_of_the_mirrored_box():
+    """flip(crop(x, box)) = crop(flip(x), mirrored box): why c_x becomes 1 - c_x."""
+    x = _images(n=1, size=16)
+    crop, flip = RandomResizedCrop(8), RandomHorizontalFlip()
+    box = torch.tensor([[0.25, 0.125, 0.5, 0.5, 1.0]])
+    mirrored = torch.tensor([[0.25, 1 - 0.125 - 0.5, 0.5, 0.5, 0.0]])
+    flipped_view = flip.apply(crop.apply(x, box), torch.ones(1, 1))
+    assert_close(flipped_view, crop.apply(flip.apply(x, torch.ones(1, 1)), mirrored))
+    assert_close(crop.record(box), crop.record(mirrored))
+
+
 def test_transforms_same_seed_same_params_and_outputs():
     """The same generator seed gives the same parameters and views."""
     pipe = _full_pipeline()

@@ -135,8 +135,10 @@ class RandomResizedCrop(ParametricAugmentation):
         height, width = x.shape[-2:]
         top, left, h, w = (_column(params, x, j) for j in range(4))
         y0, x0 = top * height, left * width
-        # kornia's corners are inclusive pixel positions, (x, y) order.
-        y1, x1 = y0 + h * height - 1, x0 + w * width - 1
+        # kornia's corners are inclusive pixel positions, (x, y) order; a box
+        # under one pixel wide collapses to one pixel instead of mirroring.
+        y1 = torch.maximum(y0 + h * height - 1, y0)
+        x1 = torch.maximum(x0 + w * width - 1, x0)
         corners = torch.stack(
             [torch.stack(c, 1) for c in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]], 1
         )
