@@ -224,6 +224,17 @@ def test_transforms_random_scale_scales_the_block_and_normalises_record():
     assert_close(scale.delta(factors, factors.flip(0)), torch.tensor([[-0.75], [0.75]]))
 
 
+@pytest.mark.gpu
+def test_transforms_apply_on_cuda_matches_cpu():
+    """CPU-sampled parameters applied to a CUDA batch give the CPU result."""
+    pipe = AugmentationPipeline([*IMAGE_AUGS[1:], RandomResizedCrop(8)])
+    x = _images(n=8)
+    params = pipe.sample(8, _gen())
+    on_cuda = pipe.apply(x.cuda(), params)
+    assert on_cuda.is_cuda
+    assert_close(on_cuda.cpu(), pipe.apply(x, params), atol=1e-4, rtol=0)
+
+
 def test_transforms_pipeline_aug_types_describe_the_heads():
     """aug_types gives each augmentation's loss kind and target width, by name."""
     pipe = AugmentationPipeline([RandomHorizontalFlip(), RandomCircularShift(5)])

@@ -5,10 +5,10 @@
 import torch
 
 
-def check_probability(p, name="p"):
-    """Return ``p`` as a float in [0, 1], or raise a ValueError naming ``name``."""
+def check_probability(p):
+    """Return the probability ``p`` as a float, or raise a ValueError."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {p!r}.")
+        raise ValueError(f"p must be a number in [0, 1], got {p!r}.")
     return float(p)
 
 
