@@ -2,6 +2,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Pure-torch building blocks: tensors in, tensors out; no numpy or sklearn."""
 
+from skfeat.nn._augself import (
+    AugSelfHead,
+    AugSelfHeads,
+    augself_head_loss,
+    symmetrize,
+)
+from skfeat.nn._feature_aug import FeatureAugmenter
 from skfeat.nn._linear_heads import LinearHead, MultiLinearHead
 from skfeat.nn._sea import (
     SeALoss,
@@ -12,6 +19,17 @@ from skfeat.nn._sea import (
     semantic_weights,
 )
 from skfeat.nn._sea_multihead import multihead_sea_logits
+from skfeat.nn._ssl import (
+    MoCoQueue,
+    byol_loss,
+    byol_momentum,
+    moco_loss,
+    momentum_update_,
+    multi_positive_info_nce,
+    nt_xent_loss,
+    projection_mlp,
+    simsiam_loss,
+)
 
 __all__ = [
     "LinearHead",
@@ -23,4 +41,19 @@ __all__ = [
     "sea_perturb",
     "semantic_directions",
     "semantic_weights",
+    # AugSelf, base SSL objectives and feature augmentation
+    "AugSelfHead",
+    "AugSelfHeads",
+    "FeatureAugmenter",
+    "MoCoQueue",
+    "augself_head_loss",
+    "byol_loss",
+    "byol_momentum",
+    "moco_loss",
+    "momentum_update_",
+    "multi_positive_info_nce",
+    "nt_xent_loss",
+    "projection_mlp",
+    "simsiam_loss",
+    "symmetrize",
 ]
