@@ -63,12 +63,27 @@ def _implementation(cls, name):
     return attribute
 
 
+def _documented_implementation(cls, name):
+    """The implementation whose docstring ``help(cls.name)`` shows.
+
+    An override without a docstring of its own shows the docstring of the
+    nearest class in the MRO that documents ``name`` (as ``inspect.getdoc``
+    does), so that docstring is the one to validate.
+    """
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            member = _implementation(klass, name)
+            if getattr(member, "__doc__", None):
+                return member
+    return _implementation(cls, name)
+
+
 def _skfeat_members(cls):
     """Public methods and properties of ``cls`` implemented in skfeat, inherited too."""
     for name in dir(cls):
         if name.startswith("_"):
             continue
-        member = _implementation(cls, name)
+        member = _documented_implementation(cls, name)
         if callable(member) and _is_skfeat(getattr(member, "__module__", None) or ""):
             yield name, member
 

@@ -28,7 +28,7 @@ class FeatureAugmenter(nn.Module):
         with ``mu ~ U(-strength, strength)`` per row (negative ``mu``
         extrapolates).
     strength : float, default=0.1
-        sigma, the drop probability p (in [0, 1)), or the interpolation
+        The noise scale sigma, the drop probability p (in [0, 1)), or the interpolation
         range a.  0 returns the features unchanged.
     partner : {"positive", "batch"}, default="positive"
         Interpolation partner ``z_j``: the other view of the same instance

@@ -31,7 +31,18 @@ class LinearHead(nn.Module):
         self.linear = nn.Linear(n_features, n_classes, bias=False, dtype=torch.float64)
 
     def forward(self, x):
-        """Return logits of shape (n, C)."""
+        """Class scores of a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, n_features), dtype float64
+            Features.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (n, n_classes)
+            ``x @ W.T``.
+        """
         return self.linear(x)
 
 
@@ -75,9 +86,27 @@ class MultiLinearHead(nn.Module):
         )
 
     def forward(self, x):
-        """Return logits of shape (G * heads_per_group, n, C)."""
+        """Class scores of a batch under every head.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, n_features), dtype float64
+            Features.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (n_groups * heads_per_group, n, n_classes)
+            One logit matrix per head, group by group.
+        """
         return torch.einsum("hcd,nd->hnc", self.weights(), x)
 
     def weights(self):
-        """All heads stacked group by group: shape (G * heads_per_group, C, d)."""
+        """All heads' weight matrices, stacked group by group.
+
+        Returns
+        -------
+        weights : torch.Tensor of shape (n_heads, n_classes, n_features)
+            ``n_heads = n_groups * heads_per_group``; head
+            ``g * heads_per_group + h`` is head ``h`` of group ``g``.
+        """
         return torch.cat(list(self.groups))

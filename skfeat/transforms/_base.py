@@ -53,6 +53,19 @@ class ParametricAugmentation:
         or cross-entropy.
     n_outputs : int
         Width of the target, or the number of classes for "multiclass".
+
+    Examples
+    --------
+    Two views of the same rows, and the AugSelf target that relates them:
+
+    >>> import torch
+    >>> from skfeat.transforms import RandomScale
+    >>> scale = RandomScale(factor=(0.5, 1.5))
+    >>> generator = torch.Generator().manual_seed(0)
+    >>> p1, p2 = scale.sample(4, generator), scale.sample(4, generator)
+    >>> v1, v2 = scale.apply(torch.ones(4, 3), p1), scale.apply(torch.ones(4, 3), p2)
+    >>> scale.delta(p1, p2).shape, scale.loss_kind
+    (torch.Size([4, 1]), 'regression')
     """
 
     name = None
@@ -94,7 +107,18 @@ class ParametricAugmentation:
         raise NotImplementedError
 
     def record(self, params):
-        """Per-view record omega of spec section 2.2, shape (n, n_outputs)."""
+        """Per-view record omega of each sample, as in the AugSelf targets.
+
+        Parameters
+        ----------
+        params : torch.Tensor of shape (n, n_params)
+            Parameters from :meth:`sample`.
+
+        Returns
+        -------
+        record : torch.Tensor of shape (n, n_outputs)
+            What an AugSelf head compares between two views.
+        """
         raise NotImplementedError
 
     def delta(self, params1, params2):

@@ -58,6 +58,14 @@ class AugmentationPipeline:
 
     @property
     def aug_types(self):
+        """Loss kind and target width of each augmentation type, by name.
+
+        Returns
+        -------
+        aug_types : dict of str to (str, int)
+            ``{name: (loss_kind, n_outputs)}``, the ``aug_types`` argument of
+            :class:`skfeat.nn.AugSelfHeads`.
+        """
         return {aug.name: (aug.loss_kind, aug.n_outputs) for aug in self.augmentations}
 
     def sample(self, n, generator=None):
