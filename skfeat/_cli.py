@@ -7,7 +7,6 @@ import functools
 import os
 import pathlib
 import sys
-import tempfile
 import time
 import warnings
 
@@ -190,14 +189,14 @@ def _readable(path):
 
 def _save_npz(path, arrays):
     """Write ``arrays`` to ``path`` atomically: an interruption leaves no torn file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as f:
-        try:
-            np.savez(f, **arrays)
-        except BaseException:
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
 
 
 def extract(args):
@@ -224,9 +223,9 @@ def extract(args):
         memory=args.memory,
         num_workers=args.num_workers,
         verbose=int(not args.quiet),
-    ).fit(paths[:1])
+    )
     try:
-        features = extractor.transform(paths)
+        features = extractor.fit(paths[:1]).transform(paths)
     except (ValueError, OSError) as exc:
         if not any(str(p) in str(exc) for p in paths):
             raise
