@@ -249,17 +249,31 @@ def extract(args):
     return 0
 
 
+def _load_features(path):
+    """Read the features and labels of a file written by ``skfeat extract``."""
+    not_ours = f"{path} is not an .npz file written by 'skfeat extract'"
+    try:
+        data = np.load(path)
+    except ValueError as exc:
+        raise ValueError(f"{not_ours} ({exc})") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{not_ours}: it holds a single array.")
+    with data:
+        if "features" not in data:
+            raise ValueError(f"{not_ours}: it has no 'features' array.")
+        if "labels" not in data:
+            raise ValueError(
+                f"{path} has no labels: extract it from a folder with one "
+                "sub-folder per class."
+            )
+        return data["features"], data["labels"]
+
+
 def probe(args):
     """Compare tuned LR and SeA probes on saved features."""
     from skfeat._lowshot import compare_probes
 
-    with np.load(args.features) as data:
-        if "labels" not in data:
-            raise ValueError(
-                f"{args.features} has no labels: extract it from a folder with "
-                "one sub-folder per class."
-            )
-        features, labels = data["features"], data["labels"]
+    features, labels = _load_features(args.features)
     names, counts = np.unique(labels, return_counts=True)
     smallest = names[np.argmin(counts)].item()
     print(

@@ -209,6 +209,23 @@ def test_cli_probe_needs_labels(image_folder, tmp_path, capsys):
     assert "has no labels" in _error_line(capsys)
 
 
+@pytest.mark.parametrize("content", [b"not numpy at all", "npy", "npz"])
+def test_cli_probe_rejects_other_files(tmp_path, capsys, content):
+    """A file that is not a features .npz is named in a one-line error."""
+    path = tmp_path / "other.npz"
+    if content == "npy":
+        np.save(path, np.zeros(3))
+        path = path.with_suffix(".npz.npy")
+    elif content == "npz":
+        np.savez(path, X=np.zeros(3))
+    else:
+        path.write_bytes(content)
+    assert main(["probe", str(path)]) == 1
+    assert f"{path} is not an .npz file written by 'skfeat extract'" in _error_line(
+        capsys
+    )
+
+
 def test_cli_probe_prints_progress_table_and_chosen_eta(features, capsys):
     """Each fit logs its start and end; the table names its seeds; etas are shown."""
     args = ["probe", str(features), "--shots", "3,all", "--seeds", "2"]
