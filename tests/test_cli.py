@@ -200,6 +200,14 @@ def test_cli_probe_class_too_small_for_cross_validation(image_folder, tmp_path, 
     assert "'newts', has 1 image(s) in the training pool" in _error_line(capsys)
 
 
+def test_cli_probe_class_with_one_image(tmp_path, capsys):
+    """A class with a single image cannot be split: the class is named."""
+    path = tmp_path / "f.npz"
+    np.savez(path, features=np.eye(7), labels=np.array([0, 0, 0, 1, 1, 1, 2]))
+    assert main(["probe", str(path)]) == 1
+    assert "class 2 has a single image" in _error_line(capsys)
+
+
 def test_cli_probe_needs_labels(image_folder, tmp_path, capsys):
     """Features extracted from a flat folder have no labels to probe."""
     out = tmp_path / "flat.npz"
