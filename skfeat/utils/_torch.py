@@ -1,6 +1,6 @@
 # Authors: The skfeat developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Device, precision and seeding helpers shared by the estimators."""
+"""Device, precision, seeding and threading helpers shared by the estimators."""
 
 import contextlib
 
@@ -118,3 +118,86 @@ def seeded(seed, device=None):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+# Below this many multiply-adds, one matrix product runs faster on one thread
+# than on two: the pool's synchronisation costs more than the split saves.
+# Worse, torch's OpenMP workers wait for each other at every operation, so when
+# another process holds a core, every product waits for a descheduled worker.
+# Measured on 2 cores with EfficientNet-Lite0 features of sklearn's digits
+# (d=1280, 10 classes, batch 256; SeA's largest product is the batch's
+# (b, d) x (d, b) Gram matrix, 8e7 multiply-adds):
+# SEE_MEASUREMENT
+PARALLEL_MIN_MULTIPLY_ADDS = 10**9
+
+
+def training_threads(multiply_adds, device):
+    """Choose torch's thread count for a training loop from its largest product.
+
+    Parameters
+    ----------
+    multiply_adds : int
+        Multiply-adds of the largest single tensor operation of a training
+        step (e.g. ``b * b * d`` for a (b, d) x (d, b) product).
+    device : torch.device
+        The device the loop runs on.
+
+    Returns
+    -------
+    n_threads : int
+        1 for CPU work too small to gain from threads, otherwise the caller's
+        current ``torch.get_num_threads()`` (also for CUDA devices, where the
+        CPU only launches kernels).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.utils import training_threads
+    >>> training_threads(256 * 256 * 1280, torch.device("cpu"))
+    1
+    """
+    if (
+        torch.device(device).type == "cpu"
+        and multiply_adds < PARALLEL_MIN_MULTIPLY_ADDS
+    ):
+        return 1
+    return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """Set torch's intra-op thread count inside a block; restore the caller's after.
+
+    The caller's count is restored however the block ends, exceptions
+    included, so the process-wide setting is never changed for good.  The
+    setting is process-wide while the block runs: threads of the same process
+    that use torch meanwhile see it too.
+
+    Parameters
+    ----------
+    n_threads : int
+        Intra-op threads inside the block (:func:`torch.set_num_threads`).
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.utils import torch_threads
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    previous = torch.get_num_threads()
+    if n_threads != previous:
+        torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
