@@ -369,9 +369,8 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         features = _normalize_rows(X)
         net = self._build_net(X.shape[1], len(encoder.classes_), seed, device)
         batch = min(self.batch_size, len(X))
-        threads = training_threads(
-            batch * batch * X.shape[1], device
-        )  # Gram of a batch
+        # The largest product of a step: the batch's Gram matrix.
+        threads = training_threads(batch * batch * X.shape[1], device)
         with torch_threads(threads), seeded(seed, device):
             net.fit({"x": features, "w": sample_weight}, codes)
         self.classes_ = encoder.classes_

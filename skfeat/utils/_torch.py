@@ -120,14 +120,15 @@ def seeded(seed, device=None):
         yield
 
 
-# Below this many multiply-adds, one matrix product runs faster on one thread
-# than on two: the pool's synchronisation costs more than the split saves.
-# Worse, torch's OpenMP workers wait for each other at every operation, so when
-# another process holds a core, every product waits for a descheduled worker.
-# Measured on 2 cores with EfficientNet-Lite0 features of sklearn's digits
-# (d=1280, 10 classes, batch 256; SeA's largest product is the batch's
-# (b, d) x (d, b) Gram matrix, 8e7 multiply-adds):
-# SEE_MEASUREMENT
+# Below this many multiply-adds, a tensor operation runs faster on one torch
+# thread than on two: splitting it saves less than the OpenMP workers'
+# synchronisation costs, and when another process holds a core, every
+# operation waits for a descheduled worker (issue 9).  Measured on a shared
+# 2-core machine, float64 (b, 1280) x (1280, b) products, one thread / two:
+# b=256 (8.4e7 multiply-adds, SeA's batch Gram matrix) 49 / 127 ms,
+# b=1024 (1.3e9) 791 / 606 ms, b=2048 (5.4e9) 2680 / 1700 ms.  A SeA fit runs
+# thousands of such small operations: SeAClassifierCV on 5-shot digits
+# features took 2.3 s on one thread and 48.5 s on two.
 PARALLEL_MIN_MULTIPLY_ADDS = 10**9
 
 
