@@ -3,11 +3,11 @@
 """Progress bar over the epochs of a skorch fit."""
 
 from skorch.callbacks import Callback
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 
 class EpochProgressBar(Callback):
-    """One tqdm bar per fit on stderr, advanced each epoch, showing the training loss.
+    """One tqdm bar per fit, advanced each epoch, showing the training loss.
 
     The bar's total is the net's ``max_epochs``; a fit that stops early
     closes it where it stopped.
