@@ -10,9 +10,11 @@ hold one as ``net_``.  Torch modules they train live in :mod:`skfeat.nn`.
 
 from skfeat._engine._batches import GroupedBatch, GroupedBatches, TensorBatches
 from skfeat._engine._feature import FeatureNet
+from skfeat._engine._progress import EpochProgressBar
 from skfeat._engine._sea import SeAMultiHeadNet, SeANet
 
 __all__ = [
+    "EpochProgressBar",
     "FeatureNet",
     "GroupedBatch",
     "GroupedBatches",

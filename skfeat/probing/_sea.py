@@ -24,9 +24,9 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 from threadpoolctl import threadpool_limits
 
-from skfeat._engine import SeANet
+from skfeat._engine import EpochProgressBar, SeANet
 from skfeat.nn import LinearHead, SeALoss
-from skfeat.utils import resolve_device, seeded
+from skfeat.utils import resolve_device, seeded, torch_threads, training_threads
 
 COLLAPSE_MARGIN = 0.10
 COLLAPSE_CHECK_ROWS = 1000  # accuracy to about +-1.5 points, against a 10-point margin
@@ -84,7 +84,10 @@ def engine_parameters(estimator, seed, device):
         max_epochs=estimator.max_epochs,
         batch_size=estimator.batch_size,
         device=str(device),
-        verbose=int(estimator.verbose),
+        verbose=int(estimator.verbose) if estimator.verbose >= 2 else 0,
+        callbacks=[("progress", EpochProgressBar(type(estimator).__name__))]
+        if estimator.verbose == 1
+        else [],
         seed=seed,
         alpha=estimator.alpha,
     )
@@ -238,7 +241,8 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         split.  Pass an int for reproducible output across multiple function
         calls.  torch's global random state is not changed.
     verbose : int, default=0
-        Print one line per epoch when positive.
+        0 is silent; 1 shows a progress bar over the epochs of each fit, with
+        the training loss, on stderr; 2 or more prints one line per epoch.
 
     Attributes
     ----------
@@ -377,7 +381,10 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         device = resolve_device(self.device)
         features = _normalize_rows(X)
         net = self._build_net(X.shape[1], len(encoder.classes_), seed, device)
-        with seeded(seed, device):
+        batch = min(self.batch_size, len(X))
+        # The largest product of a step: the batch's Gram matrix.
+        threads = training_threads(batch * batch * X.shape[1], device)
+        with torch_threads(threads), seeded(seed, device):
             net.fit({"x": features, "w": sample_weight}, codes)
         self.classes_ = encoder.classes_
         self.net_ = net
@@ -426,32 +433,26 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             )
 
     def _build_net(self, n_features, n_classes, seed, device):
-        early = {}
+        parameters = engine_parameters(self, seed, device)
+        train_split = None
         if self.early_stopping:
-            early = dict(
-                train_split=ValidSplit(
-                    self.validation_fraction, stratified=True, random_state=seed
-                ),
-                callbacks=[
-                    (
-                        "early_stopping",
-                        EarlyStopping(
-                            monitor="valid_loss",
-                            patience=self.n_iter_no_change,
-                            load_best=True,
-                            sink=print if self.verbose else (lambda *_: None),
-                        ),
-                    )
-                ],
+            train_split = ValidSplit(
+                self.validation_fraction, stratified=True, random_state=seed
             )
+            stopping = EarlyStopping(
+                monitor="valid_loss",
+                patience=self.n_iter_no_change,
+                load_best=True,
+                sink=print if self.verbose >= 2 else (lambda *_: None),
+            )
+            parameters["callbacks"].append(("early_stopping", stopping))
         return SeANet(
             LinearHead,
             module__n_features=n_features,
             module__n_classes=n_classes,
-            train_split=early.get("train_split"),
-            callbacks=early.get("callbacks"),
+            train_split=train_split,
             eta=self.eta,
-            **engine_parameters(self, seed, device),
+            **parameters,
         )
 
     def __sklearn_tags__(self):

@@ -19,7 +19,7 @@ from skfeat.probing._sea import (
     engine_parameters,
     validate_training_data,
 )
-from skfeat.utils import resolve_device, seeded
+from skfeat.utils import resolve_device, seeded, torch_threads, training_threads
 
 _SHARED = (
     "alpha",
@@ -91,7 +91,8 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         of a shuffling ``cv``).  Pass an int for reproducible output across
         multiple function calls.
     verbose : int, default=0
-        Print one line per epoch when positive.
+        0 is silent; 1 shows a progress bar over the epochs of the fit, with
+        the training loss, on stderr; 2 or more prints one line per epoch.
 
     Attributes
     ----------
@@ -229,7 +230,12 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             etas=tuple(float(eta) for eta in etas),
             **engine_parameters(self, seed, device),
         )
-        with seeded(seed, device):
+        batch = min(self.batch_size, len(X))
+        # The largest product of a step: every head's softmax weights times
+        # the batch's Gram matrix, or every head's logits.
+        per_head = batch * max(batch * batch, len(encoder.classes_) * X.shape[1])
+        threads = training_threads(len(etas) * per_head, device)
+        with torch_threads(threads), seeded(seed, device):
             net.fit({"x": _normalize_rows(X), "m": masks}, encoder.transform(y))
         coefs = net.module_.weights().detach().cpu().numpy()
 

@@ -2,6 +2,18 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Utilities shared by skfeat estimators and their tests."""
 
-from skfeat.utils._torch import autocast_dtype, resolve_device, seeded
+from skfeat.utils._torch import (
+    autocast_dtype,
+    resolve_device,
+    seeded,
+    torch_threads,
+    training_threads,
+)
 
-__all__ = ["autocast_dtype", "resolve_device", "seeded"]
+__all__ = [
+    "autocast_dtype",
+    "resolve_device",
+    "seeded",
+    "torch_threads",
+    "training_threads",
+]

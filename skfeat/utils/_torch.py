@@ -1,6 +1,6 @@
 # Authors: The skfeat developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Device, precision and seeding helpers shared by the estimators."""
+"""Device, precision, seeding and threading helpers shared by the estimators."""
 
 import contextlib
 
@@ -118,3 +118,87 @@ def seeded(seed, device=None):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+# Below this many multiply-adds, a tensor operation runs faster on one torch
+# thread than on two: splitting it saves less than the OpenMP workers'
+# synchronisation costs, and when another process holds a core, every
+# operation waits for a descheduled worker (issue 9).  Measured on a shared
+# 2-core machine, float64 (b, 1280) x (1280, b) products, one thread / two:
+# b=256 (8.4e7 multiply-adds, SeA's batch Gram matrix) 49 / 127 ms,
+# b=1024 (1.3e9) 791 / 606 ms, b=2048 (5.4e9) 2680 / 1700 ms.  A SeA fit runs
+# thousands of such small operations: SeAClassifierCV on 5-shot digits
+# features took 2.3 s on one thread and 48.5 s on two.
+PARALLEL_MIN_MULTIPLY_ADDS = 10**9
+
+
+def training_threads(multiply_adds, device):
+    """Choose torch's thread count for a training loop from its largest product.
+
+    Parameters
+    ----------
+    multiply_adds : int
+        Multiply-adds of the largest single tensor operation of a training
+        step (e.g. ``b * b * d`` for a (b, d) x (d, b) product).
+    device : torch.device
+        The device the loop runs on.
+
+    Returns
+    -------
+    n_threads : int
+        1 for CPU work too small to gain from threads, otherwise the caller's
+        current ``torch.get_num_threads()`` (also for CUDA devices, where the
+        CPU only launches kernels).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.utils import training_threads
+    >>> training_threads(256 * 256 * 1280, torch.device("cpu"))
+    1
+    """
+    if (
+        torch.device(device).type == "cpu"
+        and multiply_adds < PARALLEL_MIN_MULTIPLY_ADDS
+    ):
+        return 1
+    return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """Set torch's intra-op thread count inside a block; restore the caller's after.
+
+    The caller's count is restored however the block ends, exceptions
+    included, so the process-wide setting is never changed for good.  The
+    setting is process-wide while the block runs: threads of the same process
+    that use torch meanwhile see it too.
+
+    Parameters
+    ----------
+    n_threads : int
+        Intra-op threads inside the block (:func:`torch.set_num_threads`).
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.utils import torch_threads
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    previous = torch.get_num_threads()
+    if n_threads != previous:
+        torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
