@@ -144,6 +144,7 @@ def demo(args):
         seeds=tuple(range(args.seeds)),
         max_epochs=args.max_epochs,
         log=_progress(args),
+        verbose=0 if args.quiet else 1,
     )
     _print_results(records)
     if plot is not None:
@@ -289,6 +290,7 @@ def probe(args):
         cv=args.cv,
         max_epochs=args.max_epochs,
         log=_progress(args),
+        verbose=0 if args.quiet else 1,
     )
     _print_results(records)
     return 0

@@ -95,16 +95,15 @@ def _draw_shots(y, pool, k, rng):
     return np.concatenate(chosen)
 
 
-def _methods(n_splits, seed, max_epochs):
+def _methods(n_splits, seed, max_epochs, verbose):
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    sea = dict(max_epochs=max_epochs, random_state=seed, verbose=verbose)
     return {
         # sklearn's default max_iter=100 with convergence warnings ignored, as
         # in the reference implementation of the protocol (ssl-transfer).
         "tuned LR": GridSearchCV(LogisticRegression(), {"C": LR_GRID}, cv=folds),
-        "SeA eta=0": SeAClassifier(eta=0.0, max_epochs=max_epochs, random_state=seed),
-        ETA_BY_CV: SeAClassifierCV(
-            etas=ETAS, cv=folds, max_epochs=max_epochs, random_state=seed
-        ),
+        "SeA eta=0": SeAClassifier(eta=0.0, **sea),
+        ETA_BY_CV: SeAClassifierCV(etas=ETAS, cv=folds, **sea),
     }
 
 
@@ -119,6 +118,7 @@ def compare_probes(
     max_epochs=100,
     random_state=0,
     log=print,
+    verbose=0,
 ):
     """Run the low-shot comparison and return one record per (method, k, seed).
 
@@ -146,6 +146,9 @@ def compare_probes(
         Seed of the test split.
     log : callable, default=print
         Receives one progress line as each fit starts and one as it ends.
+    verbose : int, default=0
+        Passed to the SeA probes: 1 draws a progress bar over each fit's
+        epochs.
 
     Returns
     -------
@@ -169,7 +172,7 @@ def compare_probes(
     for k, seed in cells:
         train = _draw_shots(y, pool, k, np.random.RandomState(seed))
         n_splits = min(cv, np.unique(y[train], return_counts=True)[1].min())
-        for name, model in _methods(n_splits, seed, max_epochs).items():
+        for name, model in _methods(n_splits, seed, max_epochs, verbose).items():
             step = f"[{len(records) + 1}/{n_fits}] k={k} seed={seed} {name}"
             log(f"{step}: fitting on {len(train)} images...")
             start = time.perf_counter()
