@@ -2,11 +2,15 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """SeAClassifierCV: SeA with its perturbation strength chosen by CV in one pass."""
 
+import numbers
+import re
+
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
+from sklearn.utils._param_validation import StrOptions
 
 from skfeat._engine import MultiLinearHead, SeAMultiHeadNet
 from skfeat.probing._sea import (
@@ -35,6 +39,60 @@ _SHARED = (
 )
 
 
+def _etas_and_best(cv_results):
+    """Return the candidate etas and the indices of those of best mean score."""
+    etas = np.asarray(cv_results["param_eta"], dtype=np.float64)
+    return etas, np.flatnonzero(cv_results["rank_test_score"] == 1)
+
+
+def select_first(cv_results):
+    """Choose as GridSearchCV: the first eta, in ``etas`` order, of best mean score."""
+    return int(np.argmin(cv_results["rank_test_score"]))
+
+
+def select_smallest(cv_results):
+    """Choose the smallest eta among those of best mean score."""
+    etas, best = _etas_and_best(cv_results)
+    return int(best[np.argmin(etas[best])])
+
+
+def select_largest(cv_results):
+    """Choose the largest eta among those of best mean score."""
+    etas, best = _etas_and_best(cv_results)
+    return int(best[np.argmax(etas[best])])
+
+
+def select_one_se(cv_results):
+    """Choose the largest eta whose mean score is within one SE of the best.
+
+    The standard error is that of the best eta's mean over the folds: the
+    sample standard deviation (``ddof=1``) of its split scores divided by the
+    square root of the number of splits; zero with a single split.
+    """
+    etas = np.asarray(cv_results["param_eta"], dtype=np.float64)
+    splits = np.column_stack(
+        [
+            cv_results[key]
+            for key in cv_results
+            if re.fullmatch(r"split\d+_test_score", key)
+        ]
+    )
+    means = cv_results["mean_test_score"]
+    best = select_first(cv_results)
+    n_splits = splits.shape[1]
+    se = splits[best].std(ddof=1) / np.sqrt(n_splits) if n_splits > 1 else 0.0
+    close = np.flatnonzero(means >= means[best] - se)
+    return int(close[np.argmax(etas[close])])
+
+
+SELECTION_RULES = {
+    "first": select_first,
+    "smallest": select_smallest,
+    "largest": select_largest,
+    "one_se": select_one_se,
+}
+
+
 class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     """SeA classifier whose ``eta`` is chosen by cross-validation in one pass.
 
@@ -42,11 +100,11 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     data, **together**: one weight tensor of shape (heads, classes, features),
     the same mini-batch order for every head, and the SeA step of all heads
     computed at once through the batch's Gram matrix (see
-    :func:`skfeat.nn.multihead_sea_logits`).  ``eta_`` is the eta with the best
-    mean validation score; the all-data head of that eta, trained in the same
-    pass, becomes the final model.  That head sees exactly the batches a
-    separate ``SeAClassifier(eta=eta_, random_state=...)`` fit would, so no
-    refit is needed.
+    :func:`skfeat.nn.multihead_sea_logits`).  ``eta_`` is chosen from the
+    validation scores by the ``selection`` rule; the all-data head of that eta,
+    trained in the same pass, becomes the final model.  That head sees exactly
+    the batches a separate ``SeAClassifier(eta=eta_, random_state=...)`` fit
+    would, so no refit is needed.
 
     Read more in the :ref:`User Guide <sea_classifier_cv>`.
 
@@ -64,6 +122,27 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         Train the all-data heads and keep the chosen one as the model.  With
         False, only ``cv_results_`` and ``eta_`` are computed and the
         estimator cannot predict.
+    selection : {"one_se", "largest", "first", "smallest"} or callable, \
+            default="one_se"
+        How ``eta_`` is chosen from ``cv_results_``:
+
+        - ``"one_se"``: the largest eta whose mean score is at least the best
+          mean score minus one standard error, the sample standard deviation
+          (``ddof=1``) of the best eta's split scores divided by the square
+          root of ``n_splits_``.  Stronger augmentation is the more
+          regularised model; an eta more than one standard error below the
+          best, such as a collapsed one, is never chosen.
+        - ``"largest"``: the largest eta among those of best mean score.
+        - ``"first"``: the first eta, in ``etas`` order, among those of best
+          mean score: ``GridSearchCV``'s rule, so that
+          ``SeAClassifierCV(etas=etas, selection="first")`` chooses as
+          ``GridSearchCV(SeAClassifier(), {"eta": list(etas)})``.
+        - ``"smallest"``: the smallest eta among those of best mean score,
+          the rule before issue 13.
+        - callable: called with ``cv_results_``, returns the index of the
+          chosen eta, like ``GridSearchCV``'s callable ``refit``.
+
+        See the User Guide for the measurements behind the default.
     alpha : float, default=0.01
         Temperature of the semantic projection, as in :class:`SeAClassifier`.
     temperature : float, default=0.1
@@ -93,13 +172,18 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     eta_ : float
-        The chosen perturbation strength.
+        The perturbation strength chosen from ``cv_results_`` by
+        ``selection``; with the default ``"one_se"``, the largest eta within
+        one standard error of the best mean validation score.
     best_score_ : float
-        Mean validation score of ``eta_``.
+        Mean validation score of ``eta_``, which the ``"one_se"`` rule may
+        choose below the best mean score.
     cv_results_ : dict of ndarray
         Per eta: ``param_eta``, ``params``, ``split<k>_test_score``,
-        ``mean_test_score``, ``std_test_score`` and ``rank_test_score``, as in
-        ``GridSearchCV``.
+        ``mean_test_score``, ``std_test_score`` (``ddof=0``) and
+        ``rank_test_score``, as in ``GridSearchCV``.  The ranks order the
+        mean scores only; ``eta_`` is the first eta of rank 1 only with
+        ``selection="first"``.
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     coef_ : ndarray of shape (n_classes, n_features)
@@ -124,11 +208,17 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
 
     Notes
     -----
-    Ties between etas go to the **smallest** eta, the one closest to the
-    plain probe.  Each fold's head equals a ``SeAClassifier`` trained on that
-    fold with the same seed and the same batches (the fold's rows of the
-    shared batches); with ``batch_size`` at least the number of samples, that
-    is exactly a separate full-batch fit.
+    With few labels, validation accuracies often tie (100% for most etas on
+    an easy split).  ``GridSearchCV``'s rule, and the former rule of ties to
+    the smallest eta, then fall back to whichever eta is listed first or to
+    the plain probe (eta = 0), and give away SeA's gain; the default
+    ``"one_se"`` prefers the strongest augmentation the validation scores
+    cannot tell apart from the best.
+
+    Each fold's head equals a ``SeAClassifier`` trained on that fold with the
+    same seed and the same batches (the fold's rows of the shared batches);
+    with ``batch_size`` at least the number of samples, that is exactly a
+    separate full-batch fit.
 
     Examples
     --------
@@ -148,6 +238,7 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         "cv": ["cv_object"],
         "scoring": [str, callable, None],
         "refit": ["boolean"],
+        "selection": [StrOptions(set(SELECTION_RULES)), callable],
     }
 
     def __init__(
@@ -157,6 +248,7 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         cv=3,
         scoring=None,
         refit=True,
+        selection="one_se",
         alpha=0.01,
         temperature=0.1,
         margin=0.0,
@@ -173,6 +265,7 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         self.cv = cv
         self.scoring = scoring
         self.refit = refit
+        self.selection = selection
         self.alpha = alpha
         self.temperature = temperature
         self.margin = margin
@@ -259,8 +352,6 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 head.n_features_in_ = X.shape[1]
                 scores[i, k] = scorer(head, X[test], y[test])
         means = scores.mean(axis=1)
-        tied = np.flatnonzero(means == means.max())
-        best = int(tied[np.argmin(etas[tied])])
         ranks = rankdata(-means, method="min").astype(np.int32)  # as GridSearchCV
         self.cv_results_ = {
             "param_eta": np.ma.MaskedArray(etas, mask=False),
@@ -270,9 +361,22 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             "std_test_score": scores.std(axis=1),
             "rank_test_score": ranks,
         }
+        best = self._select(self.cv_results_)
         self.eta_ = float(etas[best])
         self.best_score_ = float(means[best])
         return best
+
+    def _select(self, cv_results):
+        rule = SELECTION_RULES.get(self.selection, self.selection)
+        best = rule(cv_results)
+        if not isinstance(best, numbers.Integral) or not 0 <= best < len(
+            cv_results["params"]
+        ):
+            raise ValueError(
+                "selection must return the index of an eta in cv_results_, an "
+                f"int in [0, {len(cv_results['params'])}); got {best!r}."
+            )
+        return int(best)
 
     def _logits(self, X):
         if not self.refit:
