@@ -149,15 +149,10 @@ def _by_rule(rule, order=np.arange(len(ETAS))):
     return choose
 
 
-def _tie_break(key, sign):
-    """Best mean accuracy; ties to the best of a continuous validation score."""
-
-    def choose(record):
-        results = _cv_results(record)
-        tied = np.flatnonzero(results["rank_test_score"] == 1)
-        return int(tied[np.argmax(sign * results[key][tied])])
-
-    return choose
+def _log_loss_tie_break(record):
+    results = _cv_results(record)
+    tied = np.flatnonzero(results["rank_test_score"] == 1)
+    return int(tied[np.argmin(results["mean_test_log_loss"][tied])])
 
 
 def _min_log_loss(record):
@@ -172,8 +167,8 @@ RULES = {
         "GridSearchCV over etas listed from 0.8 outward (ties -> closest to 0.8)",
     ),
     "c": (_by_rule("one_se"), "one-SE rule: largest eta within one SE of the best"),
-    "d1": (_tie_break("mean_test_log_loss", -1), "ties -> lowest validation log-loss"),
-    "d2": (_tie_break("mean_test_margin", 1), "ties -> largest validation margin"),
+    "d1": (_log_loss_tie_break, "ties -> lowest validation log-loss"),
+    "d2": (_by_rule("margin"), "ties -> largest validation margin"),
     "e1": (_by_rule("largest"), "ties -> largest eta"),
     "e2": (_min_log_loss, "lowest validation log-loss, accuracy ignored"),
     "eta0": (lambda record: ETAS.index(0.0), "SeA eta=0 (plain probe)"),
@@ -190,6 +185,7 @@ def format_table(records):
     lines += ["", header, "-" * len(header)]
     gains = {n: [] for n in names}
     zeros = {n: 0 for n in names}
+    collapses = {n: 0 for n in names}
     cells = list(dict.fromkeys((r["dataset"], r["k"]) for r in records))
     for dataset, k in cells:
         rows = [r for r in records if (r["dataset"], r["k"]) == (dataset, k)]
@@ -202,6 +198,10 @@ def format_table(records):
             n_zero = sum(ETAS[p] == 0.0 for p in picks)
             gains[name].append(gain)
             zeros[name] += n_zero
+            collapses[name] += sum(
+                r["test"][p] < r["test"][ETAS.index(0.0)] - 0.1
+                for r, p in zip(rows, picks)
+            )
             line += f"{gain:+7.2f} {n_zero:>2d}/{len(rows):<2d}"
         lines.append(line)
     lines.append("-" * len(header))
@@ -212,6 +212,14 @@ def format_table(records):
     lines.append(
         f"{'eta=0 chosen':19s}"
         + "".join(f"{zeros[n]:>8d}/{len(records):<3d}" for n in names)
+    )
+    lines.append(
+        f"{'collapse chosen':19s}"
+        + "".join(f"{collapses[n]:>8d}/{len(records):<3d}" for n in names)
+    )
+    lines.append(
+        "(collapse: the chosen eta's test accuracy is more than 10 points below "
+        "eta=0's)"
     )
     return "\n".join(lines)
 

@@ -195,9 +195,10 @@ def test_fitted_model_keeps_no_training_tensors(lowshot):
     assert len(clf.net_._device_tensors) == 0  # weak cache keyed on skorch's dataset
 
 
-def _cv_results(etas, splits):
+def _cv_results(etas, splits, margins=None):
     """A cv_results_-like dict of hand-made split scores, shape (etas, folds)."""
     splits = np.asarray(splits, dtype=float)
+    margins = np.zeros(len(etas)) if margins is None else np.asarray(margins)
     means = splits.mean(axis=1)
     return {
         "param_eta": np.ma.MaskedArray(etas, mask=False),
@@ -206,18 +207,26 @@ def _cv_results(etas, splits):
         "mean_test_score": means,
         "std_test_score": splits.std(axis=1),
         "rank_test_score": np.array([1 + np.sum(means > m) for m in means]),
+        "mean_test_margin": margins,
     }
 
 
 @pytest.mark.parametrize(
     "rule, expected",
-    [("first", 0.8), ("smallest", 0.0), ("largest", 1.0), ("one_se", 1.0)],
+    [
+        ("first", 0.8),
+        ("smallest", 0.0),
+        ("largest", 1.0),
+        ("one_se", 1.0),
+        ("margin", 0.4),
+    ],
 )
 def test_selection_rules_on_ties(rule, expected):
     """Among etas tied on the best mean score, each rule picks its own (issue 13)."""
     etas = [0.8, 0.0, 0.4, 1.0, 1.2]
     splits = [[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 1], [0.3, 0.2, 0.25]]
-    chosen = SELECTION_RULES[rule](_cv_results(etas, splits))
+    margins = [2.0, 1.0, 3.0, 2.5, 9.0]  # 1.2's margin is the largest, not tied
+    chosen = SELECTION_RULES[rule](_cv_results(etas, splits, margins))
     assert etas[chosen] == expected
 
 
@@ -237,12 +246,13 @@ def test_one_se_rule_takes_the_largest_eta_within_one_standard_error():
     assert SELECTION_RULES["one_se"](_cv_results(etas, splits)) == 1
 
 
-@pytest.mark.parametrize("rule", ["first", "smallest", "largest", "one_se"])
+@pytest.mark.parametrize("rule", sorted(SELECTION_RULES))
 def test_selection_rules_never_choose_a_collapse(rule):
     """An eta clearly worse in validation loses under every rule."""
     etas = [1.2, 0.0, 0.8, 0.4]
     splits = [[0.1, 0.2, 0.15], [0.9, 0.95, 1.0], [1.0, 0.95, 0.95], [0.9, 0.9, 0.9]]
-    chosen = SELECTION_RULES[rule](_cv_results(etas, splits))
+    margins = [5.0, 1.0, 1.0, 1.0]
+    chosen = SELECTION_RULES[rule](_cv_results(etas, splits, margins))
     assert etas[chosen] != 1.2
     means = np.mean(splits, axis=1)
     assert means[chosen] >= means.max() - np.std(splits[2], ddof=1) / math.sqrt(3)
@@ -261,7 +271,7 @@ def test_default_selection_prefers_a_stronger_eta_on_ties():
 def test_first_selection_reproduces_grid_search_on_ties():
     """selection='first' is GridSearchCV's first-wins rule over the etas' order."""
     X, y = _separable_blobs()
-    etas = [0.6, 0.8, 0.0]  # the default would take 0.8, "smallest" 0.0
+    etas = [0.6, 0.8, 0.0]  # "smallest" would take 0.0
     clf = SeAClassifierCV(
         etas=etas,
         cv=StratifiedKFold(3),
@@ -307,3 +317,20 @@ def test_bad_selection(lowshot, selection, match):
         SeAClassifierCV(etas=(0.0, 0.4), selection=selection, max_epochs=1).fit(
             *lowshot
         )
+
+
+def test_cv_results_margin_equals_explicit_computation(lowshot):
+    """mean_test_margin: true-class minus best other logit of each fold's head."""
+    X, y = lowshot
+    folds = StratifiedKFold(3)
+    clf = SeAClassifierCV(etas=(0.0, 0.8), cv=folds, max_epochs=3, random_state=0)
+    weights = clf.fit(X, y).net_.module_.weights().detach().numpy()
+    expected = np.zeros(2)
+    for k, (_, test) in enumerate(folds.split(X, y)):
+        x = X[test] / np.linalg.norm(X[test], axis=1, keepdims=True)
+        for i in range(2):
+            logits = x @ weights[2 * k + i].T
+            for row, label in zip(logits, y[test]):
+                true = row[label]
+                expected[i] += (true - np.delete(row, label).max()) / len(test) / 3
+    assert_allclose(clf.cv_results_["mean_test_margin"], expected)
