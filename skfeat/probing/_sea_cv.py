@@ -387,8 +387,8 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         return best
 
     def _select(self, cv_results):
-        rule = SELECTION_RULES.get(self.selection, self.selection)
-        best = rule(cv_results)
+        rule = self.selection
+        best = (rule if callable(rule) else SELECTION_RULES[rule])(cv_results)
         if not isinstance(best, numbers.Integral) or not 0 <= best < len(
             cv_results["params"]
         ):
