@@ -1,10 +1,13 @@
 """SeAClassifierCV: one pass over all (eta, fold) heads, and the collapse warning."""
 
+import math
+import statistics
 import warnings
 
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -13,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from skfeat import SeAClassifier, SeAClassifierCV
 from skfeat.datasets import make_lowshot_features
 from skfeat.nn import SeALoss, multihead_sea_logits, sea_augment
+from skfeat.probing._sea_cv import SELECTION_RULES
 
 ETAS = (0.0, 0.4, 0.8, 1.2)
 
@@ -84,7 +88,11 @@ def test_cv_results_equal_grid_search_of_full_batch_fits(lowshot):
     """With full batches, every fold head is exactly a separate fit on that fold."""
     X, y = lowshot
     clf = SeAClassifierCV(
-        etas=ETAS, cv=StratifiedKFold(3), max_epochs=10, random_state=3
+        etas=ETAS,
+        cv=StratifiedKFold(3),
+        selection="first",
+        max_epochs=10,
+        random_state=3,
     )
     clf.fit(X, y)
     search = GridSearchCV(
@@ -104,14 +112,20 @@ def test_cv_results_equal_grid_search_of_full_batch_fits(lowshot):
     assert clf.n_splits_ == 3
 
 
-def test_ties_go_to_the_smallest_eta():
-    X, y = make_blobs(
+def _separable_blobs():
+    return make_blobs(
         n_samples=60,
         centers=[[5, 0, 0], [0, 5, 0], [0, 0, 5]],
         cluster_std=0.1,
         random_state=0,
     )
-    clf = SeAClassifierCV(etas=(0.8, 0.2, 0.4), max_epochs=5, random_state=0).fit(X, y)
+
+
+def test_ties_go_to_the_smallest_eta():
+    X, y = _separable_blobs()
+    clf = SeAClassifierCV(
+        etas=(0.8, 0.2, 0.4), selection="smallest", max_epochs=5, random_state=0
+    ).fit(X, y)
     assert_array_equal(clf.cv_results_["mean_test_score"], [1.0, 1.0, 1.0])
     assert clf.eta_ == 0.2
 
@@ -196,3 +210,144 @@ def test_fitted_model_keeps_no_training_tensors(lowshot):
     clf = SeAClassifierCV(etas=(0.0, 0.8), max_epochs=2, random_state=0).fit(X, y)
     gc.collect()
     assert len(clf.net_._device_tensors) == 0  # weak cache keyed on skorch's dataset
+
+
+def _cv_results(etas, splits, margins=None):
+    """A cv_results_-like dict of hand-made split scores, shape (etas, folds)."""
+    splits = np.asarray(splits, dtype=float)
+    margins = np.zeros(len(etas)) if margins is None else np.asarray(margins)
+    means = splits.mean(axis=1)
+    return {
+        "param_eta": np.ma.MaskedArray(etas, mask=False),
+        "params": [{"eta": eta} for eta in etas],
+        **{f"split{k}_test_score": splits[:, k] for k in range(splits.shape[1])},
+        "mean_test_score": means,
+        "std_test_score": splits.std(axis=1),
+        "rank_test_score": np.array([1 + np.sum(means > m) for m in means]),
+        "mean_test_margin": margins,
+    }
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ("first", 0.8),
+        ("smallest", 0.0),
+        ("largest", 1.0),
+        ("one_se", 1.0),
+        ("margin", 0.4),
+    ],
+)
+def test_selection_rules_on_ties(rule, expected):
+    """Among etas tied on the best mean score, each rule picks its own (issue 13)."""
+    etas = [0.8, 0.0, 0.4, 1.0, 1.2]
+    splits = [[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 1], [0.3, 0.2, 0.25]]
+    margins = [2.0, 1.0, 3.0, 2.5, 9.0]  # 1.2's margin is the largest, not tied
+    chosen = SELECTION_RULES[rule](_cv_results(etas, splits, margins))
+    assert etas[chosen] == expected
+
+
+def test_one_se_rule_takes_the_largest_eta_within_one_standard_error():
+    """One SE of the best eta's split scores, sample std over sqrt(folds)."""
+    etas = [0.0, 0.4, 0.8, 1.2]
+    best = [1.0, 0.9, 0.95]
+    se = statistics.stdev(best) / math.sqrt(3)  # 0.0289
+    splits = [
+        [0.9, 0.9, 0.9],
+        best,
+        [0.95 - se / 2] * 3,  # within one SE: the choice
+        [0.95 - 2 * se] * 3,  # larger, but two SEs below the best
+    ]
+    assert SELECTION_RULES["one_se"](_cv_results(etas, splits)) == 2
+    splits[2] = [0.95 - 1.01 * se] * 3
+    assert SELECTION_RULES["one_se"](_cv_results(etas, splits)) == 1
+
+
+@pytest.mark.parametrize("rule", sorted(SELECTION_RULES))
+def test_selection_rules_never_choose_a_collapse(rule):
+    """An eta clearly worse in validation loses under every rule."""
+    etas = [1.2, 0.0, 0.8, 0.4]
+    splits = [[0.1, 0.2, 0.15], [0.9, 0.95, 1.0], [1.0, 0.95, 0.95], [0.9, 0.9, 0.9]]
+    margins = [5.0, 1.0, 1.0, 1.0]
+    chosen = SELECTION_RULES[rule](_cv_results(etas, splits, margins))
+    assert etas[chosen] != 1.2
+    means = np.mean(splits, axis=1)
+    assert means[chosen] >= means.max() - np.std(splits[2], ddof=1) / math.sqrt(3)
+
+
+def test_default_selection_prefers_a_stronger_eta_on_ties():
+    """On an all-tie validation split the default picks a larger eta (issue 13)."""
+    X, y = _separable_blobs()
+    etas = (0.0, 0.4, 0.8)
+    clf = SeAClassifierCV(etas=etas, max_epochs=5, random_state=0).fit(X, y)
+    old = clone(clf).set_params(selection="smallest").fit(X, y)
+    assert_array_equal(clf.cv_results_["mean_test_score"], [1.0, 1.0, 1.0])
+    assert old.eta_ == 0.0 and clf.eta_ > old.eta_
+
+
+def test_first_selection_reproduces_grid_search_on_ties():
+    """selection='first' is GridSearchCV's first-wins rule over the etas' order."""
+    X, y = _separable_blobs()
+    etas = [0.6, 0.8, 0.0]  # "smallest" would take 0.0
+    clf = SeAClassifierCV(
+        etas=etas,
+        cv=StratifiedKFold(3),
+        selection="first",
+        max_epochs=5,
+        random_state=0,
+    ).fit(X, y)
+    search = GridSearchCV(
+        SeAClassifier(max_epochs=5, random_state=0),
+        {"eta": etas},
+        cv=StratifiedKFold(3),
+    ).fit(X, y)
+    assert_array_equal(search.cv_results_["mean_test_score"], [1.0] * 3)
+    assert clf.eta_ == search.best_params_["eta"] == 0.6
+    assert clf.best_score_ == search.best_score_
+
+
+def test_callable_selection_receives_cv_results(lowshot):
+    """A callable gets cv_results_ and returns the index of the chosen eta."""
+    X, y = lowshot
+    seen = []
+
+    def last(cv_results):
+        seen.append(cv_results)
+        return len(cv_results["params"]) - 1
+
+    clf = SeAClassifierCV(etas=(0.0, 0.4), selection=last, max_epochs=3, random_state=0)
+    clf.fit(X, y)
+    assert clf.eta_ == 0.4 and seen == [clf.cv_results_]
+    assert clf.best_score_ == clf.cv_results_["mean_test_score"][1]
+
+
+@pytest.mark.parametrize(
+    "selection, match",
+    [
+        ("closest", "'selection' parameter"),
+        (lambda results: 2, r"selection must return .* \[0, 2\); got 2"),
+        (lambda results: 0.0, "selection must return .* got 0.0"),
+    ],
+)
+def test_bad_selection(lowshot, selection, match):
+    with pytest.raises(ValueError, match=match):
+        SeAClassifierCV(etas=(0.0, 0.4), selection=selection, max_epochs=1).fit(
+            *lowshot
+        )
+
+
+def test_cv_results_margin_equals_explicit_computation(lowshot):
+    """mean_test_margin: true-class minus best other logit of each fold's head."""
+    X, y = lowshot
+    folds = StratifiedKFold(3)
+    clf = SeAClassifierCV(etas=(0.0, 0.8), cv=folds, max_epochs=3, random_state=0)
+    weights = clf.fit(X, y).net_.module_.weights().detach().numpy()
+    expected = np.zeros(2)
+    for k, (_, test) in enumerate(folds.split(X, y)):
+        x = X[test] / np.linalg.norm(X[test], axis=1, keepdims=True)
+        for i in range(2):
+            logits = x @ weights[2 * k + i].T
+            for row, label in zip(logits, y[test]):
+                true = row[label]
+                expected[i] += (true - np.delete(row, label).max()) / len(test) / 3
+    assert_allclose(clf.cv_results_["mean_test_margin"], expected)
