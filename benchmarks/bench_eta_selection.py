@@ -95,8 +95,8 @@ def _validation_log_loss(clf, X, y, folds):
 
 def run_cell(X, y, test, train, k, seed, max_epochs):
     """One SeAClassifierCV fit and one tuned-LR fit on the training shots."""
-    methods = _methods(k, seed, 3, max_epochs)
-    lr, cv = methods["tuned LR"], methods["SeA eta by CV"]
+    methods = _methods(3, seed, max_epochs, verbose=0)
+    lr, cv = methods["tuned LR"], methods[ETA_BY_CV]
     start = time.perf_counter()
     with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
