@@ -4,6 +4,7 @@ import math
 import statistics
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
