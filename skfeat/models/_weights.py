@@ -26,7 +26,7 @@ _TORCHVISION_LOAD_LOCK = threading.Lock()
 def is_checkpoint_path(weights):
     """Tell whether a ``weights`` value names a local checkpoint file.
 
-    The test applies to the path with ``~`` and environment variables
+    The check applies to the path with ``~`` and environment variables
     expanded, so ``"$CHECKPOINT"`` counts when it names an existing file.
     """
     if isinstance(weights, os.PathLike):
