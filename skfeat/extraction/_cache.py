@@ -13,6 +13,7 @@ from torchvision.models import WeightsEnum
 
 from skfeat.models import get_backbone
 from skfeat.models._weights import is_checkpoint_path
+from skfeat.utils import expand_path
 
 _MAX_ENTRIES = 4
 _CACHE = collections.OrderedDict()
@@ -33,9 +34,10 @@ def _weights_key(weights):
         return None
     if isinstance(weights, WeightsEnum):
         weights = f"{type(weights).__name__}.{weights.name}"
-    if is_checkpoint_path(weights) and os.path.exists(weights):
-        stat = os.stat(weights)
-        return (os.path.abspath(weights), stat.st_mtime_ns, stat.st_size)
+    path = os.path.abspath(expand_path(weights)) if is_checkpoint_path(weights) else ""
+    if os.path.exists(path):
+        stat = os.stat(path)
+        return (path, stat.st_mtime_ns, stat.st_size)
     return (str(weights), torch.hub.get_dir())
 
 

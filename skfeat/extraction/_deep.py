@@ -40,7 +40,8 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         model's torchvision ``WeightsEnum``) loads pretrained weights from the
         torch hub cache under ``TORCH_HOME``, downloading them when the
         network allows.  A path to a ``.pth``/``.pt`` (or ``.safetensors``)
-        file loads a local checkpoint with ``weights_only=True``.  None
+        file loads a local checkpoint with ``weights_only=True`` (``~`` and
+        environment variables in the path are expanded).  None
         initialises the network randomly under a fixed seed (for tests).  For
         a callable ``model``, ``"DEFAULT"`` keeps the module as returned.
         Note that torchvision's ``"DEFAULT"`` for resnet50 is
@@ -77,7 +78,10 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         layer, pooling, preprocessing, precision, device type); only images
         missing from the cache reach the network.  Writes are atomic and
         checksummed: an interrupted extraction keeps its finished batches,
-        and a damaged entry is recomputed.  None disables caching.
+        and a damaged entry is recomputed.  ``~`` and environment variables
+        in the path are expanded when the cache is used, so
+        ``memory="~/.cache/skfeat"`` is a folder in the home directory.  None
+        disables caching.
     verbose : int, default=0
         Show a progress bar when positive.
 
@@ -104,7 +108,8 @@ class DeepFeatureExtractor(_BaseImageExtractor):
       3 or 4; otherwise axis 1 must be. uint8 (or integer) pixels lie in
       [0, 255], float pixels in [0, 1];
     - lists of PIL images, of single-image arrays of any size, or of file
-      paths (``str`` or ``pathlib.Path``), decoded lazily in the data loader;
+      paths (``str`` or ``pathlib.Path``, ``~`` and environment variables
+      expanded), decoded lazily in the data loader;
     - a ``torch.utils.data.Dataset`` yielding images or ``(image, label)``.
 
     Grayscale images are replicated to three channels and an alpha channel is

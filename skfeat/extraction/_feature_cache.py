@@ -24,6 +24,7 @@ import PIL.Image
 import torch
 
 from skfeat._version import __version__
+from skfeat.utils import expand_path
 
 _MAGIC = b"SKFEAT01"
 _HEADER = struct.Struct("<8sII")
@@ -78,13 +79,17 @@ def state_dict_digest(module):
 
 
 def resolve_cache_directory(memory):
-    """Return the directory of ``memory``: a path or a ``joblib.Memory``."""
+    """Return the directory of ``memory``, a path or a ``joblib.Memory``, expanded.
+
+    ``~`` and environment variables are expanded, so ``"~/.cache/skfeat"``
+    never creates a folder named ``~`` in the working directory.
+    """
     location = getattr(memory, "location", memory)
     if location is None:
         raise ValueError(
             "memory: this joblib.Memory has no location (caching disabled)."
         )
-    return os.fspath(location)
+    return expand_path(location)
 
 
 class FeatureCache:

@@ -20,6 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from skfeat.models._preprocessing import ImagePreprocessing
 
+from skfeat.utils import expand_path
+
 _CHANNEL_SIZES = (1, 3, 4)
 _IMAGE_FORMATS = (
     "(n, H, W) grayscale, (n, H, W, C) or (n, C, H, W) arrays with C in {1, 3, 4}, "
@@ -203,10 +205,15 @@ class ItemImages(Dataset):
         return image if self.transform is None else self.transform(image)
 
     def raw(self, index):
-        """Return the sample as given (the image of an ``(image, label)`` pair)."""
+        """Return the sample as given (the image of an ``(image, label)`` pair).
+
+        File paths are returned with ``~`` and environment variables expanded.
+        """
         item = self.items[index]
         if isinstance(self.items, Dataset) and isinstance(item, (tuple, list)):
             item = item[0]
+        if isinstance(item, (str, os.PathLike)):
+            return expand_path(item)
         return item
 
 

@@ -26,7 +26,7 @@ from skfeat.models._weights import (
     load_state_dict_into,
     torchvision_weights,
 )
-from skfeat.utils import seeded
+from skfeat.utils import expand_path, seeded
 
 RANDOM_INIT_SEED = 0
 INPUT_KINDS = ("image", "vector")
@@ -160,9 +160,9 @@ def get_backbone(
         None initialises randomly under a fixed seed.  For torchvision models,
         ``"DEFAULT"``, a weights name such as ``"IMAGENET1K_V1"`` or a
         ``WeightsEnum`` member loads pretrained weights from the torch hub
-        cache (downloading them when the network allows).  A path loads a
-        local checkpoint with ``torch.load(weights_only=True)`` (or
-        safetensors).
+        cache (downloading them when the network allows).  A path (``~`` and
+        environment variables expanded) loads a local checkpoint with
+        ``torch.load(weights_only=True)`` (or safetensors).
     layer : str, default=None
         None selects the pre-logits features: the input of the network's last
         ``nn.Linear`` (its output when it has none; registered backbones
@@ -256,8 +256,9 @@ def _build(builder, weights, kwargs, *, named_ok):
             network = builder(**({"weights": None} if named_ok else {}), **kwargs)
         if weights is None:
             return network, f"random-init(seed={RANDOM_INIT_SEED})"
-        load_state_dict_into(network, load_checkpoint(weights), repr(str(weights)))
-        return network, f"checkpoint:{weights}#sha256={file_digest(weights)}"
+        path = expand_path(weights)
+        load_state_dict_into(network, load_checkpoint(path), repr(path))
+        return network, f"checkpoint:{path}#sha256={file_digest(path)}"
     if not named_ok or isinstance(weights, WeightsEnum):
         raise ValueError(
             f"weights={weights!r} is not supported for this model: use None or a "

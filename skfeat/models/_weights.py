@@ -16,19 +16,28 @@ import torch
 import torchvision
 from torchvision.models import WeightsEnum
 
+from skfeat.utils import expand_path
+
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 _NETWORK_TIMEOUT = 3.0
 _TORCHVISION_LOAD_LOCK = threading.Lock()
 
 
 def is_checkpoint_path(weights):
-    """Tell whether a ``weights`` value names a local checkpoint file."""
+    """Tell whether a ``weights`` value names a local checkpoint file.
+
+    The check applies to the path with ``~`` and environment variables
+    expanded, so ``"$CHECKPOINT"`` counts when it names an existing file.
+    """
     if isinstance(weights, os.PathLike):
         return True
-    return isinstance(weights, str) and (
-        weights.lower().endswith(CHECKPOINT_SUFFIXES)
-        or os.sep in weights
-        or os.path.exists(weights)
+    if not isinstance(weights, str):
+        return False
+    path = expand_path(weights)
+    return (
+        path.lower().endswith(CHECKPOINT_SUFFIXES)
+        or os.sep in path
+        or os.path.exists(path)
     )
 
 

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Utilities shared by skfeat estimators and their tests."""
 
+from skfeat.utils._paths import expand_path
 from skfeat.utils._torch import (
     autocast_dtype,
     resolve_device,
@@ -12,6 +13,7 @@ from skfeat.utils._torch import (
 
 __all__ = [
     "autocast_dtype",
+    "expand_path",
     "resolve_device",
     "seeded",
     "torch_threads",
