@@ -66,7 +66,9 @@ def test_multihead_logits_equal_explicit_sea_per_head():
 def test_all_data_heads_equal_separate_fits(lowshot, batch_size):
     """Each eta's all-data head equals SeAClassifier(eta), same seed and batches.
 
-    Up to rounding, which SeA's sharp softmax amplifies about 2x per epoch.
+    Up to rounding, which SeA's sharp softmax amplifies about 2x per epoch:
+    within 1e-6 on torch 2.14, and 2.2e-6 (one element of 64) on torch 2.3,
+    whose float64 kernels round differently, hence ``rtol=1e-5``.
     """
     X, y = lowshot
     clf = SeAClassifierCV(
@@ -78,11 +80,11 @@ def test_all_data_heads_equal_separate_fits(lowshot, batch_size):
         alone = SeAClassifier(
             eta=eta, max_epochs=10, batch_size=batch_size, random_state=3
         )
-        assert_allclose(head, alone.fit(X, y).coef_, rtol=1e-6, atol=1e-8)
+        assert_allclose(head, alone.fit(X, y).coef_, rtol=1e-5, atol=1e-8)
     chosen = SeAClassifier(
         eta=clf.eta_, max_epochs=10, batch_size=batch_size, random_state=3
     )
-    assert_allclose(clf.coef_, chosen.fit(X, y).coef_, rtol=1e-6, atol=1e-8)
+    assert_allclose(clf.coef_, chosen.fit(X, y).coef_, rtol=1e-5, atol=1e-8)
 
 
 def test_cv_results_equal_grid_search_of_full_batch_fits(lowshot):

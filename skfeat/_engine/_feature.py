@@ -71,7 +71,17 @@ class FeatureNet(NeuralNet):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_device_tensors", None)
+        # A torch.Generator does not pickle on older torch (2.3); its state does.
+        if "shuffle_generator_" in state:
+            state["shuffle_generator_"] = state["shuffle_generator_"].get_state()
         return state
+
+    def __setstate__(self, state):
+        generator_state = state.pop("shuffle_generator_", None)
+        super().__setstate__(state)
+        if generator_state is not None:
+            self.shuffle_generator_ = torch.Generator()
+            self.shuffle_generator_.set_state(generator_state)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Sample-weighted mean of the per-row criterion."""
