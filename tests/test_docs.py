@@ -100,6 +100,39 @@ def test_docs_gallery_warnings_are_errors_while_an_example_runs():
     assert len(caught) == 1
 
 
+def _build_gallery(tmp_path, example):
+    """Build a one-example gallery with the real conf.py (API checks left out)."""
+    source = tmp_path / "docs"
+    (source / "examples").mkdir(parents=True)
+    (source / "conf.py").write_text(
+        "import runpy\n"
+        f"globals().update(runpy.run_path({str(DOCS / 'conf.py')!r}))\n"
+        'extensions.remove("doc_checks")\n'
+    )
+    (source / "index.rst").write_text(
+        "Gallery\n=======\n\n.. toctree::\n\n   auto_examples/index\n"
+    )
+    (source / "examples" / "README.txt").write_text("Examples\n========\n")
+    (source / "examples" / "plot_example.py").write_text(example)
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-q", source, tmp_path / "html"],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_docs_gallery_example_that_warns_fails_the_build(tmp_path):
+    """An example printing a warning fails the docs build (issue 9)."""
+    example = '"""\nTitle\n=====\n"""\n\nimport warnings\n\nprint("ran")\n'
+    assert _build_gallery(tmp_path / "quiet", example).returncode == 0
+    result = _build_gallery(
+        tmp_path / "warns",
+        example + 'warnings.warn("default changes in 1.11", FutureWarning)\n',
+    )
+    assert result.returncode != 0
+    assert "FutureWarning: default changes in 1.11" in result.stderr
+
+
 def test_docs_build_offline_with_gallery(tmp_path):
     source = tmp_path / "docs"
     shutil.copytree(
