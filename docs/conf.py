@@ -1,8 +1,15 @@
 """Sphinx configuration for the skfeat documentation.
 
 Builds offline: intersphinx inventories that cannot be fetched only produce
-warnings (do not build with -W offline).
+warnings (do not build with -W offline).  The build fails when a public
+method or object has no API entry, or when a gallery example warns
+(``sphinxext/doc_checks.py``).
 """
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent / "sphinxext"))
 
 import skfeat
 
@@ -19,7 +26,9 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "doc_checks",
 ]
+templates_path = ["_templates"]
 autosummary_generate = True
 numpydoc_show_class_members = False
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
@@ -44,4 +53,6 @@ sphinx_gallery_conf = {
     "reference_url": {"skfeat": None},
     "filename_pattern": "/plot_",
     "download_all_examples": False,
+    "reset_modules": ("matplotlib", "doc_checks.gallery_warnings_as_errors"),
+    "reset_modules_order": "both",
 }

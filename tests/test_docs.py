@@ -1,11 +1,17 @@
 """The documentation builds offline, gallery examples included, so it cannot rot."""
 
+import importlib.util
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
+import types
+import warnings
 
 import pytest
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 for module in (
     "sphinx",
@@ -17,6 +23,114 @@ for module in (
     pytest.importorskip(module)
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+_spec = importlib.util.spec_from_file_location(
+    "doc_checks", DOCS / "sphinxext" / "doc_checks.py"
+)
+doc_checks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(doc_checks)
+
+
+class _Probe(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        """Fit."""
+        return self
+
+    def predict(self, X):
+        """Predict."""
+
+    def _private(self):
+        pass
+
+
+class _Loss(torch.nn.Module):
+    def forward(self, x):
+        """Forward."""
+        return x
+
+
+def test_docs_api_check_requires_inherited_methods():
+    """Public methods count whether defined or inherited, torch.nn.Module's aside."""
+    methods = doc_checks.public_methods(_Probe)
+    assert {"fit", "predict", "score", "get_params", "set_params"} <= set(methods)
+    assert "_private" not in methods
+    assert doc_checks.public_methods(_Loss) == ["forward"]
+
+
+def test_docs_api_check_reports_a_method_without_entry():
+    """A public method with no entry on its class page is reported (issue 9)."""
+    entries = {f"pkg.Probe.{name}" for name in doc_checks.public_methods(_Probe)}
+    assert doc_checks.missing_method_entries({"pkg.Probe": _Probe}, entries) == []
+    entries.discard("pkg.Probe.score")
+    assert doc_checks.missing_method_entries({"pkg.Probe": _Probe}, entries) == [
+        "pkg.Probe.score"
+    ]
+
+
+def test_docs_api_check_reports_an_unlisted_public_object():
+    """An object of a public ``__all__`` without an entry is reported (issue 9)."""
+    module = types.ModuleType("pkg")
+    module.Probe, module.Loss, module.__version__ = _Probe, _Loss, "0"
+    module.__all__ = ["Probe", "Loss", "__version__"]
+    assert doc_checks.unlisted_public_objects([module], [_Probe]) == ["pkg.Loss"]
+    assert doc_checks.unlisted_public_objects([module], [_Probe, _Loss]) == []
+
+
+def test_docs_api_lists_every_public_object():
+    """api.rst has an entry for every object of every public ``__all__``."""
+    import skfeat
+
+    listed = re.findall(r"^   ([\w.]+)$", (DOCS / "api.rst").read_text(), re.M)
+    objects = [doc_checks._resolve(f"skfeat.{name}") for name in listed]
+    modules = doc_checks.public_modules(skfeat)
+    assert {"skfeat.utils", "skfeat.nn"} <= {module.__name__ for module in modules}
+    assert doc_checks.unlisted_public_objects(modules, objects) == []
+
+
+def test_docs_gallery_warnings_are_errors_while_an_example_runs():
+    """The gallery hook makes warnings raise during an example, and only then."""
+    doc_checks.gallery_warnings_as_errors({}, "plot_x.py", "before")
+    try:
+        with pytest.raises(FutureWarning, match="changes in 1.11"):
+            warnings.warn("changes in 1.11", FutureWarning)
+    finally:
+        doc_checks.gallery_warnings_as_errors({}, "plot_x.py", "after")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("changes in 1.11", FutureWarning)
+    assert len(caught) == 1
+
+
+def _build_gallery(tmp_path, example):
+    """Build a one-example gallery with the real conf.py (API checks left out)."""
+    source = tmp_path / "docs"
+    (source / "examples").mkdir(parents=True)
+    (source / "conf.py").write_text(
+        "import runpy\n"
+        f"globals().update(runpy.run_path({str(DOCS / 'conf.py')!r}))\n"
+        'extensions.remove("doc_checks")\n'
+    )
+    (source / "index.rst").write_text(
+        "Gallery\n=======\n\n.. toctree::\n\n   auto_examples/index\n"
+    )
+    (source / "examples" / "README.txt").write_text("Examples\n========\n")
+    (source / "examples" / "plot_example.py").write_text(example)
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-q", source, tmp_path / "html"],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_docs_gallery_example_that_warns_fails_the_build(tmp_path):
+    """An example printing a warning fails the docs build (issue 9)."""
+    example = '"""\nTitle\n=====\n"""\n\nimport warnings\n\nprint("ran")\n'
+    assert _build_gallery(tmp_path / "quiet", example).returncode == 0
+    result = _build_gallery(
+        tmp_path / "warns",
+        example + 'warnings.warn("default changes in 1.11", FutureWarning)\n',
+    )
+    assert result.returncode != 0
+    assert "FutureWarning: default changes in 1.11" in result.stderr
 
 
 def test_docs_build_offline_with_gallery(tmp_path):
@@ -61,3 +175,15 @@ def test_docs_build_offline_with_gallery(tmp_path):
         "images through the network"
         in (html / "auto_examples/plot_feature_cache.html").read_text()
     )
+    assert (
+        "SeA eta by CV"
+        in (html / "auto_examples/plot_lowshot_digits_lite0.html").read_text()
+    )
+    for example in (html / "auto_examples").glob("plot_*.html"):
+        assert not re.search(r"\w*Warning: ", example.read_text()), example.name
+    import skfeat
+
+    for name in ("SeAClassifier", "SeAClassifierCV", "DeepFeatureExtractor"):
+        page = (html / f"generated/skfeat.{name}.html").read_text()
+        for method in doc_checks.public_methods(getattr(skfeat, name)):
+            assert f'id="skfeat.{name}.{method}"' in page, (name, method)

@@ -25,7 +25,13 @@ etas = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6]
 scores, baseline = [], []
 for seed in range(3):
     X_train, X_test, y_train, y_test = make_lowshot_features(random_state=seed)
-    lr = LogisticRegressionCV(Cs=np.logspace(-3, 4, 8), cv=5).fit(X_train, y_train)
+    lr = LogisticRegressionCV(
+        Cs=np.logspace(-3, 4, 8),
+        l1_ratios=(0.0,),
+        cv=5,
+        scoring="accuracy",
+        use_legacy_attributes=False,
+    ).fit(X_train, y_train)
     baseline.append(lr.score(X_test, y_test))
     scores.append(
         [
