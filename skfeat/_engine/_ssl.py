@@ -3,6 +3,7 @@
 """Two-view self-supervised engine: a base objective plus the AugSelf heads."""
 
 import copy
+import functools
 import json
 import math
 
@@ -434,16 +435,21 @@ def _plain(value):
     return value.item()
 
 
-def cosine_lambda(max_epochs):
-    """Learning-rate factor of epoch ``e`` (from 0): a half cosine from 1 to 0."""
-    return lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / max_epochs))
+def cosine_factor(epoch, max_epochs):
+    """Learning-rate factor of epoch ``epoch`` (from 0): a half cosine from 1 to 0."""
+    return 0.5 * (1 + math.cos(math.pi * epoch / max_epochs))
+
+
+def constant_factor(epoch):
+    """Learning-rate factor of a group that is not annealed."""
+    return 1.0
 
 
 def ssl_callbacks(base, aug_types, max_epochs, verbose):
     """Cosine schedule (SimSiam's predictor kept constant), head-loss logs, progress."""
-    schedules = [cosine_lambda(max_epochs)]
+    schedules = [functools.partial(cosine_factor, max_epochs=max_epochs)]
     if base == "simsiam":  # the predictor's group comes first (optimizer param_groups)
-        schedules = [lambda epoch: 1.0, *schedules]
+        schedules = [constant_factor, *schedules]
     callbacks = [
         (
             "lr_scheduler",
