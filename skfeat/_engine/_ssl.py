@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from skfeat.nn import (
     AugSelfHeads,
+    FeatureAugmenter,
     MoCoQueue,
     byol_loss,
     byol_momentum,
@@ -171,8 +172,9 @@ class SSLNet(NeuralNet):
         One of :data:`BASES`.
     temperature : float
         Temperature of the ``"simclr"`` and ``"moco"`` losses.
-    feature_augmentation : skfeat.nn.FeatureAugmenter or None
-        The feature-space operator, or None.
+    feature_augmentation : {"gaussian", "dropout", "interpolate"} or None
+        Operator of the feature augmentation (``feature_augmenter_``, built
+        from the ``feature_augmenter__*`` parameters), or None.
     fa_position : {"encoder", "projector", "predictor"}
         Where the operator acts.
     network_input : callable
@@ -188,6 +190,9 @@ class SSLNet(NeuralNet):
     **kwargs
         Passed to ``skorch.NeuralNet``.
     """
+
+    # FeatureAugmenter has no weights: a known prefix, not a registered module.
+    prefixes_ = [*NeuralNet.prefixes_, "feature_augmenter"]
 
     def __init__(
         self,
@@ -215,9 +220,14 @@ class SSLNet(NeuralNet):
         self.num_workers = num_workers
 
     def initialize_module(self):
-        """Build the model, ``aux_heads_``, the gradient scaler and the generators."""
+        """Build the model, the AugSelf heads, the feature augmenter and generators."""
         super().initialize_module()
         self.aux_heads_ = AugSelfHeads(**self.get_params_for("aux_heads"))
+        self.feature_augmenter_ = None
+        if self.feature_augmentation is not None:
+            self.feature_augmenter_ = FeatureAugmenter(
+                self.feature_augmentation, **self.get_params_for("feature_augmenter")
+            )
         device = torch.device(self.device)
         self.grad_scaler_ = torch.amp.GradScaler(
             device.type,
@@ -318,7 +328,7 @@ class SSLNet(NeuralNet):
         else:
             pair_loss, targets = simsiam_loss, (z1, z2)
         loss = pair_loss(p1, p2, *targets)
-        if self.feature_augmentation is None:
+        if self.feature_augmenter_ is None:
             return loss
         return (
             loss + self._extra_pairs(pair_loss, h1, h2, z1, z2, p1, p2, targets)
@@ -326,7 +336,7 @@ class SSLNet(NeuralNet):
 
     def _augmented_pair(self, a1, a2, position):
         """Feature-augmented copies of both views at ``position``, or (None, None)."""
-        augment = self.feature_augmentation
+        augment = self.feature_augmenter_
         if augment is None or self.fa_position != position:
             return None, None
         generator = self.generators_["feature"]
@@ -337,7 +347,7 @@ class SSLNet(NeuralNet):
     def _extra_pairs(self, pair_loss, h1, h2, z1, z2, p1, p2, targets):
         """Instance-similarity pairs of the augmented features (spec section 4.2)."""
         module = self.module_
-        if self.feature_augmentation.stop_grad == "target":  # at the projector
+        if self.feature_augmenter_.stop_grad == "target":  # at the projector
             return pair_loss(p1, p2, *self._augmented_pair(*targets, "projector"))
         if h1 is not None:
             z_aug = module.projector(torch.cat([h1, h2]))
@@ -352,7 +362,7 @@ class SSLNet(NeuralNet):
         return pair_loss(*p_aug, *targets)
 
     def _simclr_loss(self, z1, z2, h1, h2):
-        if self.feature_augmentation is None:
+        if self.feature_augmenter_ is None:
             return nt_xent_loss(z1, z2, self.temperature)
         if h1 is not None:
             extra = self.module_.projector(torch.cat([h1, h2]))
@@ -376,7 +386,7 @@ class SSLNet(NeuralNet):
             k = self._target_projection(views[len(q) :])
         keys = queue.keys.clone()
         queue.enqueue(k)
-        if self.feature_augmentation is None:
+        if self.feature_augmenter_ is None:
             return moco_loss(q, k, keys, self.temperature)
         if h1 is not None:
             extra = self.module_.projector(h1)

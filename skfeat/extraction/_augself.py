@@ -28,9 +28,8 @@ from skfeat.extraction._base import _BaseImageExtractor, model_identity
 from skfeat.extraction._feature_cache import state_dict_digest
 from skfeat.extraction._inputs import decode_uint8, image_dataset, square_uint8
 from skfeat.models import get_backbone
-from skfeat.nn import FeatureAugmenter
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
-from skfeat.probing._sea import check_finite_parameters, draw_seed
+from skfeat.probing._sea import draw_seed
 from skfeat.transforms import (
     AugmentationPipeline,
     ColorJitter,
@@ -296,9 +295,6 @@ default=None
         self : object
             The fitted extractor.
         """
-        check_finite_parameters(
-            self, ("temperature", "lr", "weight_decay", "fa_strength")
-        )
         kind, X = self._validate_input(X, reset=True)
         self._check_settings(kind)
         weights = self._aug_weight_map()
@@ -336,10 +332,10 @@ default=None
             net.initialize()
             done = self._resume(net, data, device)
             net.partial_fit(data, epochs=self.max_epochs - done)
-        if len(net.history) < self.max_epochs:
+        finished = sum("train_loss" in epoch for epoch in net.history)
+        if finished < self.max_epochs:  # skorch returns quietly on Ctrl-C
             raise KeyboardInterrupt(
-                f"fit was interrupted after {len(net.history)} of {self.max_epochs} "
-                "epochs"
+                f"fit was interrupted after {finished} of {self.max_epochs} epochs"
                 + (
                     "; call fit again with the same arguments to resume."
                     if self.checkpoint is not None
@@ -444,14 +440,6 @@ default=None
     def _build_net(
         self, backbone, dim, augmentations, weights, n_classes, n_samples, seed, device
     ):
-        feature_augmentation = None
-        if self.feature_augmentation is not None:
-            feature_augmentation = FeatureAugmenter(
-                self.feature_augmentation,
-                strength=self.fa_strength,
-                partner=self.fa_partner,
-                stop_grad=self.fa_stop_grad,
-            )
         param_groups = [("predictor.*", {})] if self.base == "simsiam" else []
         callbacks = ssl_callbacks(
             self.base,
@@ -493,7 +481,10 @@ default=None
             augmentations=augmentations,
             base=self.base,
             temperature=self.temperature,
-            feature_augmentation=feature_augmentation,
+            feature_augmentation=self.feature_augmentation,
+            feature_augmenter__strength=self.fa_strength,
+            feature_augmenter__partner=self.fa_partner,
+            feature_augmenter__stop_grad=self.fa_stop_grad,
             fa_position=self.fa_position,
             network_input=self._network_input,
             autocast_dtype=autocast_dtype(self.precision, device),
