@@ -10,14 +10,15 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skfeat import AugSelfExtractor
-from skfeat._engine import SSLNet
-from skfeat.models import Backbone
-from skfeat.nn import AugSelfHeads
+from skfeat._engine import SSLModel, SSLNet, TrainingImages, ssl_callbacks
+from skfeat.models import Backbone, get_backbone
+from skfeat.nn import AugSelfHeads, simsiam_loss
+from skfeat.transforms import AugmentationPipeline, RandomCircularShift, RandomScale
 
 
 def tiny(**params):
@@ -229,8 +230,6 @@ def test_augself_feature_augmentation_input_stop_grad_spares_the_encoder(rgb_ima
     y1, y2 = net._features(net.module_.backbone, views).chunk(2)
     z1, z2 = net.module_.projector(y1), net.module_.projector(y2)
     p1, p2 = net.module_.predictor(z1), net.module_.predictor(z2)
-    from skfeat.nn import simsiam_loss
-
     extra = net._extra_pairs(simsiam_loss, None, None, z1, z2, p1, p2, (z1, z2))
     backbone = list(net.module_.backbone.parameters())
     predictor = list(net.module_.predictor.parameters())
@@ -350,10 +349,10 @@ def test_augself_feature_cache_is_keyed_by_fitted_weights(rgb_images, tmp_path):
     assert len(os.listdir(tmp_path / "skfeat-features")) == 2
 
 
-@pytest.mark.slow
 def test_augself_from_offline_lite0_weights():
-    """Fine-tuning starts from the offline EfficientNet-Lite0 weights."""
+    """Fine-tuning starts from the offline EfficientNet-Lite0 weights and moves them."""
     images = np.random.RandomState(0).randint(0, 256, (4, 48, 48, 3), np.uint8)
+    start = get_backbone("efficientnet_lite0", weights="DEFAULT").state_dict()
     extractor = AugSelfExtractor(
         "efficientnet_lite0",
         weights="DEFAULT",
@@ -366,4 +365,86 @@ def test_augself_from_offline_lite0_weights():
         random_state=0,
     ).fit(images)
     assert extractor.transform(images).shape == (4, 1280)
-    assert "lite0" in extractor.net_.module__backbone.weights_id.lower()
+    fitted = weights_of(extractor)
+    assert weights_differ(start, fitted)
+    stem = next(key for key in start if key.endswith("weight"))
+    assert (fitted[stem] - start[stem]).abs().max() < 0.05  # a step, not a restart
+
+
+def toy_vectors(seed, n=1024):
+    """Spec 6.2 toy data: a shifted 16-dim class template and a 3-dim colour.
+
+    The colour is a random direction scaled by the intrinsic brightness beta
+    in [0.5, 1.5], the attribute that the brightness jitter masks.
+    """
+    rng = np.random.RandomState(seed)
+    templates = rng.randn(4, 16)
+    labels = rng.randint(4, size=n)
+    shifts = rng.randint(16, size=n)
+    shapes = np.stack([np.roll(templates[c], s) for c, s in zip(labels, shifts)])
+    beta = rng.uniform(0.5, 1.5, n)
+    hue = rng.uniform(0.5, 1.5, (n, 3))
+    colour = beta[:, None] * hue / np.linalg.norm(hue, axis=1, keepdims=True)
+    return np.hstack([shapes, colour]).astype(np.float32), labels, beta
+
+
+def train_toy(X, seed, weight, epochs=40):
+    """SimCLR on the toy views (shift, brightness jitter), with a scale head."""
+    views = AugmentationPipeline(
+        [RandomCircularShift(16), RandomScale((0.4, 1.6), start=16)]
+    )
+    net = SSLNet(
+        SSLModel,
+        module__backbone=get_backbone("mlp", in_features=19),
+        module__base="simclr",
+        module__dim=32,
+        aux_heads__in_features=32,
+        aux_heads__aug_types=views.aug_types,
+        aux_heads__weights={"scale": weight},
+        aux_heads__hidden=64,
+        criterion=torch.nn.Identity,
+        optimizer=torch.optim.SGD,
+        lr=0.1,
+        optimizer__momentum=0.9,
+        optimizer__weight_decay=5e-4,
+        max_epochs=epochs,
+        batch_size=256,
+        train_split=None,
+        callbacks=ssl_callbacks("simclr", ["scale"] if weight else [], epochs, 0),
+        device="cpu",
+        verbose=0,
+        augmentations=views,
+        base="simclr",
+        network_input=lambda backbone, x: x,
+        seed=seed,
+    )
+    torch.manual_seed(seed)
+    net.fit(TrainingImages(torch.from_numpy(X)))
+    with torch.no_grad():
+        features = net.module_.backbone.eval()(torch.from_numpy(X)).numpy()
+    return net, features
+
+
+@pytest.mark.slow
+def test_augself_toy_task_keeps_the_masked_attribute():
+    """Spec 6.2: the head learns, brightness stays decodable, shape is kept."""
+    gains, accuracies = [], {0.0: [], 1.0: []}
+    for seed in range(3):
+        X, labels, beta = toy_vectors(seed)
+        train, test = np.arange(512), np.arange(512, 1024)
+        r2 = {}
+        for weight in (0.0, 1.0):
+            net, features = train_toy(X, seed, weight)
+            probe = Ridge(alpha=1e-3).fit(features[train], beta[train])
+            r2[weight] = probe.score(features[test], beta[test])
+            shape = LogisticRegression(max_iter=2000).fit(
+                features[train], labels[train]
+            )
+            accuracies[weight].append(shape.score(features[test], labels[test]))
+        aux = net.history[:, "aux_scale"]
+        assert aux[0] >= 5 * aux[-1]
+        gains.append(r2[1.0] - r2[0.0])
+    assert np.mean(gains) > 0.02
+    assert min(accuracies[1.0]) >= 0.998
+    # no loss against plain, up to one of the 512 test samples
+    assert np.mean(accuracies[1.0]) >= np.mean(accuracies[0.0]) - 1 / 512
