@@ -159,6 +159,23 @@ def test_augself_pickle_keeps_fitted_weights(rgb_images):
     assert_array_equal(restored.transform(rgb_images), extractor.transform(rgb_images))
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["auto", "float16"])
+def test_augself_trains_on_cuda_and_unpickles_on_cpu(rgb_images, precision):
+    """Mixed-precision CUDA training; the pickle holds CPU weights."""
+    extractor = tiny(device="cuda", precision=precision, max_epochs=2).fit(rgb_images)
+    assert next(extractor.backbone_.parameters()).is_cuda
+    assert all(math.isfinite(loss) for loss in extractor.loss_curve_)
+    on_cuda = extractor.transform(rgb_images)
+    restored = pickle.loads(pickle.dumps(extractor))
+    assert next(extractor.backbone_.parameters()).is_cuda  # pickling moved nothing
+    assert not next(restored.backbone_.parameters()).is_cuda
+    on_cpu = restored.set_params(device="cpu", precision="float32").transform(
+        rgb_images
+    )
+    assert_allclose(on_cpu, on_cuda, rtol=0.05, atol=0.05)
+
+
 def test_augself_frozen_in_grid_search_is_not_refitted(rgb_images, monkeypatch):
     """FrozenEstimator(fitted) composes in GridSearchCV without training again."""
     images = np.concatenate([rgb_images, rgb_images[:, ::-1]])

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """AugSelfExtractor: self-supervised fine-tuning that keeps augmentation information."""
 
+import copy
 import functools
 import os
 from numbers import Integral, Real
@@ -540,8 +541,12 @@ default=None
 
     def __getstate__(self):
         state = super().__getstate__()
-        if "backbone_" in state:  # loadable without a GPU
-            state["backbone_"] = state["backbone_"].to("cpu")
+        backbone = state.get("backbone_")
+        on_device = backbone is not None and any(
+            t.device.type != "cpu" for t in backbone.state_dict().values()
+        )
+        if on_device:  # pickle a CPU copy: loadable without a GPU
+            state["backbone_"] = copy.deepcopy(backbone).to("cpu")
         return state
 
     def __sklearn_tags__(self):
