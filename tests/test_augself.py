@@ -405,13 +405,12 @@ def toy_vectors(seed, n=1024):
     return np.hstack([shapes, colour]).astype(np.float32), labels, beta
 
 
-def train_toy(X, seed, weight, epochs=40):
+def toy_net(seed, weight, epochs=40, net_class=SSLNet, **params):
     """SimCLR on the toy views (shift, brightness jitter), with a scale head."""
     views = AugmentationPipeline(
         [RandomCircularShift(16), RandomScale((0.4, 1.6), start=16)]
     )
-    net = SSLNet(
-        SSLModel,
+    defaults = dict(
         module__backbone=get_backbone("mlp", in_features=19),
         module__base="simclr",
         module__dim=32,
@@ -435,11 +434,50 @@ def train_toy(X, seed, weight, epochs=40):
         network_input=lambda backbone, x: x,
         seed=seed,
     )
+    return net_class(SSLModel, **{**defaults, **params})
+
+
+def train_toy(X, seed, weight):
+    """Train the toy network; return it and its features of the clean ``X``."""
+    net = toy_net(seed, weight)
     torch.manual_seed(seed)
     net.fit(TrainingImages(torch.from_numpy(X)))
     with torch.no_grad():
         features = net.module_.backbone.eval()(torch.from_numpy(X)).numpy()
     return net, features
+
+
+def test_augself_engine_trains_through_accelerate():
+    """A CPU single-process run through skorch's AccelerateMixin equals a plain one."""
+    accelerate = pytest.importorskip("accelerate")
+    from skorch.hf import AccelerateMixin
+
+    class AcceleratedSSLNet(AccelerateMixin, SSLNet):
+        train_step_single = SSLNet.train_step_single  # two views, not infer()
+
+        def backward(self, loss):
+            self.accelerator.backward(loss)
+
+    X = torch.from_numpy(toy_vectors(0, n=128)[0])
+    plain = toy_net(0, 1.0, epochs=2)
+    accelerated = toy_net(
+        0,
+        1.0,
+        epochs=2,
+        net_class=AcceleratedSSLNet,
+        accelerator=accelerate.Accelerator(cpu=True),
+        device=None,
+    )
+    for net in (plain, accelerated):
+        torch.manual_seed(0)
+        net.fit(TrainingImages(X))
+    assert len(accelerated.history) == 2
+    assert accelerated.history[-1, "aux_scale"] == pytest.approx(
+        plain.history[-1, "aux_scale"], rel=1e-5
+    )
+    expected = plain.module_.backbone.state_dict()
+    for key, value in accelerated.module_.backbone.state_dict().items():
+        torch.testing.assert_close(value, expected[key], msg=key)
 
 
 @pytest.mark.slow

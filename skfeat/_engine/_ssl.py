@@ -228,7 +228,7 @@ class SSLNet(NeuralNet):
             self.feature_augmenter_ = FeatureAugmenter(
                 self.feature_augmentation, **self.get_params_for("feature_augmenter")
             )
-        device = torch.device(self.device)
+        device = self.training_device
         self.grad_scaler_ = torch.amp.GradScaler(
             device.type,
             enabled=device.type == "cuda" and self.autocast_dtype == torch.float16,
@@ -253,7 +253,8 @@ class SSLNet(NeuralNet):
         """Two views of the batch, the forward pass, the loss and the backward pass."""
         self._set_training(True)
         x, y = batch
-        x = x.to(self.device, non_blocking=True)
+        device = self.training_device
+        x = x.to(device, non_blocking=True)
         generator = self.generators_["augment"]
         params1 = self.augmentations.sample(len(x), generator)
         params2 = self.augmentations.sample(len(x), generator)
@@ -263,25 +264,42 @@ class SSLNet(NeuralNet):
         deltas = self.augmentations.delta(params1, params2)
         back = self.augmentations.delta(params2, params1)
         targets = {
-            name: (deltas[name].to(self.device), back[name].to(self.device))
-            for name in deltas
+            name: (deltas[name].to(device), back[name].to(device)) for name in deltas
         }
         if self.base in MOMENTUM_BASES:
             self._update_momentum_networks()
         dtype = self.autocast_dtype
-        with torch.autocast(
-            torch.device(self.device).type, dtype=dtype, enabled=dtype is not None
-        ):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             features = self._features(self.module_.backbone, views)
             outputs = {"features": features.float().chunk(2), "views": views}
             loss = self.get_loss(
                 outputs,
-                None if y is None else y.to(self.device),
+                None if y is None else y.to(device),
                 X=targets,
                 training=True,
             )
-        self.grad_scaler_.scale(loss).backward()
+        self.backward(loss)
         return {"loss": loss, "y_pred": None}
+
+    @property
+    def training_device(self):
+        """The training device: ``device``, or the accelerator's when it places them.
+
+        With skorch's ``AccelerateMixin`` and ``device=None``, Hugging Face
+        Accelerate decides where modules live.
+        """
+        accelerator = getattr(self, "accelerator", None)
+        if self.device is None and accelerator is not None:
+            return accelerator.device
+        return torch.device(self.device)
+
+    def backward(self, loss):
+        """Backpropagate ``loss`` (gradient-scaled in float16 on CUDA).
+
+        A subclass with skorch's ``AccelerateMixin`` overrides it with
+        ``self.accelerator.backward(loss)``.
+        """
+        self.grad_scaler_.scale(loss).backward()
 
     def train_step(self, batch, **fit_params):
         """Skorch's step, or a gradient-scaled one when training in float16."""
