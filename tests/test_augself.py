@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 
 from skfeat import AugSelfExtractor
 from skfeat._engine import SSLModel, SSLNet, TrainingImages, ssl_callbacks
+from skfeat.extraction import _augself
 from skfeat.models import Backbone, get_backbone
 from skfeat.nn import AugSelfHeads, simsiam_loss
 from skfeat.transforms import AugmentationPipeline, RandomCircularShift, RandomScale
@@ -200,6 +201,25 @@ def test_augself_frozen_in_grid_search_is_not_refitted(rgb_images, monkeypatch):
     assert_same_weights(before, weights_of(extractor))
     step = search.best_estimator_[0]
     assert_array_equal(step.transform(images), extractor.transform(images))
+
+
+def test_augself_streams_images_that_do_not_fit(rgb_images, monkeypatch):
+    """Images too big to decode at once stream in the same order: same weights."""
+    in_memory = weights_of(tiny(max_epochs=2).fit(rgb_images))
+    monkeypatch.setattr(_augself, "decode_uint8", lambda *args, **kwargs: None)
+    streamed = tiny(max_epochs=2).fit(list(rgb_images))
+    assert_same_weights(in_memory, weights_of(streamed))
+
+
+def test_augself_rotation_head_adds_rotated_views(rgb_images):
+    """'rot' in aug_types adds 90-degree rotations to the views and a 4-class head."""
+    extractor = tiny(aug_types=("rot", "flip")).fit(rgb_images)
+    assert list(extractor.net_.augmentations.aug_types)[-1] == "rot"
+    heads = extractor.net_.aux_heads_
+    assert heads.loss_kinds == {"rot": "multiclass", "flip": "binary"}
+    assert heads.heads["rot"][-1].out_features == 4
+    plain = tiny(aug_types=("flip",)).fit(rgb_images)
+    assert "rot" not in plain.net_.augmentations.aug_types
 
 
 def test_augself_supervised_base_uses_labels(rgb_images):

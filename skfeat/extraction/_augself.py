@@ -141,7 +141,8 @@ default=None
         Directory where the training state is saved after every epoch
         (atomically, with a checksum).  A ``fit`` with the same parameters
         and data shape resumes from the last finished epoch; the final
-        weights equal an uninterrupted fit's on the CPU.  A damaged file
+        weights equal an uninterrupted fit's on the CPU; a finished one is
+        loaded without training.  A damaged file, or one of another fit,
         raises a ``ValueError``.
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
@@ -324,7 +325,7 @@ default=None
             raise ValueError(
                 f"y has {len(labels)} labels for {len(samples)} samples in X."
             )
-        dim = self._feature_width(backbone, samples[:2])
+        dim = self._feature_width(backbone, samples)
         net = self._build_net(
             backbone, dim, augmentations, weights, n_classes, len(samples), seed, device
         )
@@ -425,11 +426,12 @@ default=None
         encoder = LabelEncoder().fit(y)
         return torch.as_tensor(encoder.transform(y)), len(encoder.classes_)
 
-    def _feature_width(self, backbone, first_samples):
-        """Width D of the backbone's output, probed on two samples in eval mode."""
-        batch = first_samples
-        if not isinstance(batch, torch.Tensor):  # a streamed dataset
-            batch = torch.stack([first_samples[0], first_samples[1]])
+    def _feature_width(self, backbone, samples):
+        """Return the width D of the backbone's output, probed on two samples."""
+        if isinstance(samples, torch.Tensor):
+            batch = samples[:2]
+        else:  # a streamed dataset
+            batch = torch.stack([samples[0], samples[1]])
         if batch.dtype == torch.uint8:
             batch = batch.float() / 255
         was_training = backbone.training
@@ -500,13 +502,7 @@ default=None
         """Identity of a fit for its checkpoint: training parameters and data size."""
         ignored = {"checkpoint", "device", "memory", "num_workers", "verbose"}
         params = {
-            name: (
-                value
-                if isinstance(value, (str, int, float, tuple, type(None)))
-                else model_identity(value)
-                if callable(value)
-                else repr(value)
-            )
+            name: model_identity(value) if callable(value) else value
             for name, value in self.get_params().items()
             if name not in ignored
         }
