@@ -467,6 +467,23 @@ def train_toy(X, seed, weight):
     return net, features
 
 
+@pytest.mark.parametrize("operator", ["gaussian", "dropout", "interpolate"])
+def test_augself_feature_augmentation_toy_loss_decreases(operator):
+    """Spec 6.4 smoke test: 2 epochs of SimCLR + FA on the toy task."""
+    X = torch.from_numpy(toy_vectors(0)[0])
+    net = toy_net(
+        0,
+        1.0,
+        epochs=2,
+        feature_augmentation=operator,
+        feature_augmenter__strength=0.1,
+    )
+    torch.manual_seed(0)
+    losses = net.fit(TrainingImages(X)).history[:, "train_loss"]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert losses[1] < losses[0]
+
+
 def test_augself_engine_trains_through_accelerate():
     """A CPU single-process run through skorch's AccelerateMixin equals a plain one."""
     accelerate = pytest.importorskip("accelerate")

@@ -30,7 +30,6 @@ from skfeat.nn import (
 )
 
 BASES = ("simclr", "simsiam", "byol", "moco", "supervised")
-CONTRASTIVE_BASES = ("simclr", "moco")
 PREDICTOR_BASES = ("simsiam", "byol")
 MOMENTUM_BASES = ("byol", "moco")
 MOCO_MOMENTUM = 0.999
