@@ -11,13 +11,15 @@ Compared, interleaved in one run (best of ``--rounds``):
   at least 0.85x its images per second);
 * ``augment``: the augmentation of both views alone, as a share of ``bare``.
 
-On CUDA it also prints the peak GPU memory of ``fit``.
+It prints the process's peak resident memory, and on CUDA the peak GPU
+memory of ``fit``.
 
 Usage: python benchmarks/bench_ssl.py [--model resnet18] [--n 256] [--size 64]
        [--batch 64] [--rounds 3] [--device cpu]
 """
 
 import argparse
+import resource
 
 import numpy as np
 import torch
@@ -117,6 +119,8 @@ def main():
     print(f"AugSelf heads' cost over the base method: {heads:+.1%} (target <= 10%)")
     share = seconds["augment"] / seconds["bare"]
     print(f"augmentation share of the bare step: {share:.1%}")
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    print(f"peak resident memory of the whole run: {peak_rss:.0f} MiB")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         fit(1.0)()

@@ -137,6 +137,15 @@ def test_augself_records_each_head_loss_in_history(rgb_images):
     assert history[-1, "aux_crop"] == pytest.approx(epoch_mean)
 
 
+def test_augself_verbose_shows_the_loss(rgb_images, capsys):
+    """verbose=1 prints each epoch's loss and head losses; verbose=0 is silent."""
+    tiny(max_epochs=2).fit(rgb_images)
+    assert capsys.readouterr().out == ""
+    tiny(max_epochs=2, verbose=1).fit(rgb_images)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "aux_crop" in out
+
+
 def test_augself_learning_rate_schedule(rgb_images):
     """lr scales with batch_size/256 along a cosine; SimSiam's predictor keeps it."""
     scaled = 0.512 * 4 / 256
