@@ -13,6 +13,7 @@ import importlib
 from skfeat._version import __version__
 
 _LAZY_ATTRIBUTES = {
+    "AugSelfExtractor": "skfeat.extraction",
     "DeepFeatureExtractor": "skfeat.extraction",
     "SeAClassifier": "skfeat.probing",
     "SeAClassifierCV": "skfeat.probing",

@@ -3,22 +3,31 @@
 """Private skorch engines: training loops behind the public estimators.
 
 Engines subclass ``skorch.NeuralNet`` and override only its sanctioned hooks
-(``train_step_single``, ``get_loss``, ``get_iterator``, ``validation_step``,
-``evaluation_step``, ``initialize_module``).  Users never see them: facades
-hold one as ``net_``.  Torch modules they train live in :mod:`skfeat.nn`.
+(``train_step_single``, ``train_step``, ``get_loss``, ``get_iterator``,
+``validation_step``, ``evaluation_step``, ``initialize_module``).  Users never
+see them: facades hold one as ``net_``.  Torch modules they train live in
+:mod:`skfeat.nn`.
 """
 
 from skfeat._engine._batches import GroupedBatch, GroupedBatches, TensorBatches
+from skfeat._engine._checkpoint import EpochCheckpoint, load_checkpoint_file
 from skfeat._engine._feature import FeatureNet
 from skfeat._engine._progress import EpochProgressBar
 from skfeat._engine._sea import SeAMultiHeadNet, SeANet
+from skfeat._engine._ssl import SSLModel, SSLNet, TrainingImages, ssl_callbacks
 
 __all__ = [
+    "EpochCheckpoint",
     "EpochProgressBar",
     "FeatureNet",
     "GroupedBatch",
     "GroupedBatches",
+    "SSLModel",
+    "SSLNet",
     "SeAMultiHeadNet",
     "SeANet",
     "TensorBatches",
+    "TrainingImages",
+    "load_checkpoint_file",
+    "ssl_callbacks",
 ]

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Feature extractors: pretrained networks as scikit-learn transformers."""
 
+from skfeat.extraction._augself import AugSelfExtractor
 from skfeat.extraction._dask import dask_transform
 from skfeat.extraction._deep import DeepFeatureExtractor
 
-__all__ = ["DeepFeatureExtractor", "dask_transform"]
+__all__ = ["AugSelfExtractor", "DeepFeatureExtractor", "dask_transform"]

@@ -11,12 +11,22 @@ INIT_PARAMS = {
     "DeepFeatureExtractor": {"model": "mlp", "weights": None},
     "SeAClassifier": {"max_epochs": 10, "random_state": 0},
     "SeAClassifierCV": {"etas": (0.0, 0.8), "max_epochs": 10, "random_state": 0},
+    "AugSelfExtractor": {
+        "model": "mlp",
+        "base": "simclr",
+        "aug_types": ("scale",),
+        "head_hidden": 16,
+        "max_epochs": 2,
+        "batch_size": 32,
+        "random_state": 0,
+    },
 }
 
 _ESTIMATOR_MODULES = {
     "DeepFeatureExtractor": "skfeat.extraction",
     "SeAClassifier": "skfeat.probing",
     "SeAClassifierCV": "skfeat.probing",
+    "AugSelfExtractor": "skfeat.extraction",
 }
 
 

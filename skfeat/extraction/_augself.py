@@ -1,0 +1,551 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""AugSelfExtractor: self-supervised fine-tuning that keeps augmentation information."""
+
+import copy
+import functools
+import os
+from numbers import Integral, Real
+
+import torch
+from sklearn.base import _fit_context
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+from torchvision.models import WeightsEnum
+
+from skfeat._engine import (
+    EpochCheckpoint,
+    SSLModel,
+    SSLNet,
+    TrainingImages,
+    load_checkpoint_file,
+    ssl_callbacks,
+)
+from skfeat._engine._checkpoint import CHECKPOINT_FILE
+from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
+from skfeat.extraction._base import _BaseImageExtractor, model_identity
+from skfeat.extraction._feature_cache import state_dict_digest
+from skfeat.extraction._inputs import decode_uint8, image_dataset, square_uint8
+from skfeat.models import get_backbone
+from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
+from skfeat.probing._sea import draw_seed
+from skfeat.transforms import (
+    AugmentationPipeline,
+    ColorJitter,
+    GaussianBlur,
+    RandomCircularShift,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    RandomRot90,
+    RandomScale,
+)
+from skfeat.utils import autocast_dtype, resolve_device, seeded
+
+IMAGE_AUG_TYPES = ("crop", "flip", "color", "gray", "blur", "rot")
+VECTOR_AUG_TYPES = ("shift", "scale")
+FA_POSITIONS = ("encoder", "projector", "predictor")
+
+
+def image_augmentations(size, aug_types):
+    """Build the reference view recipe at ``size`` pixels (rot90 only with its head)."""
+    augmentations = [
+        RandomResizedCrop(size),
+        RandomHorizontalFlip(),
+        ColorJitter(),
+        RandomGrayscale(),
+        GaussianBlur(),
+    ]
+    if "rot" in aug_types:
+        augmentations.append(RandomRot90())
+    return AugmentationPipeline(augmentations)
+
+
+def vector_augmentations(n_features):
+    """Build vector views: a circular shift of all features, then a random scale."""
+    return AugmentationPipeline([RandomCircularShift(n_features), RandomScale()])
+
+
+class AugSelfExtractor(_BaseImageExtractor):
+    """Self-supervised fine-tuning with augmentation-aware heads (AugSelf).
+
+    ``fit`` trains a backbone on unlabeled images with a two-view
+    self-supervised objective (``base``) plus the AugSelf auxiliary loss
+    (Lee et al., NeurIPS 2021): per augmentation type, a small head reads
+    both views' pre-projector features and predicts the difference of their
+    augmentation parameters, so the features keep what invariance discards
+    (colour, position).  Optional feature augmentation adds nearby features
+    as extra positives or prediction pairs.  ``transform`` returns the
+    fitted backbone's pooled, pre-projector features.
+
+    Read more in the :ref:`User Guide <augself_extractor>` (section
+    "Self-supervised fine-tuning: ``AugSelfExtractor``" of
+    ``docs/user_guide.rst``).
+
+    Parameters
+    ----------
+    model : str or callable, default="resnet18"
+        Backbone, as for :class:`~skfeat.DeepFeatureExtractor`: a torchvision
+        name, ``"timm/<name>"``, a registered name or a zero-argument
+        callable.  The extractor trains its own copy.
+    weights : str, os.PathLike, WeightsEnum or None, default=None
+        Starting weights: ``"DEFAULT"``, a weights name, a checkpoint path,
+        or None for a random initialisation under skfeat's fixed seed.
+    base : {"simsiam", "simclr", "byol", "moco", "supervised"}, default="simsiam"
+        Base objective.  ``"supervised"`` trains a linear classifier on both
+        views with the labels ``y`` passed to ``fit``.
+    aug_types : tuple of str, default=("crop", "color")
+        Augmentation types with an AugSelf head: among ``"crop"``,
+        ``"flip"``, ``"color"``, ``"gray"``, ``"blur"`` and ``"rot"`` for
+        images (``"rot"`` also adds random 90-degree rotations to the views),
+        ``"shift"`` and ``"scale"`` for vector backbones.
+    aug_weights : float or tuple of float, default=1.0
+        Loss weight of every type, or one per entry of ``aug_types``.  A
+        weight of 0 removes the head: all zeros is the base method.
+    head_hidden : int, default=512
+        Hidden width of the AugSelf heads.
+    temperature : float, default=0.2
+        Temperature of the ``"simclr"`` and ``"moco"`` losses.
+    max_epochs : int, default=200
+        Training epochs.
+    batch_size : int, default=256
+        Images per training step and per ``transform`` batch.
+    lr : float, default=0.03
+        Base learning rate of SGD, scaled by ``batch_size / 256`` and annealed
+        along a cosine over the epochs (SimSiam's predictor keeps it).
+    weight_decay : float, default=5e-4
+        SGD weight decay.
+    momentum : float, default=0.9
+        SGD momentum.
+    feature_augmentation : {"gaussian", "dropout", "interpolate"} or None, \
+default=None
+        Feature-space augmentation of the base loss (skfeat's design; see
+        :class:`skfeat.nn.FeatureAugmenter`).  The AugSelf heads always see
+        clean features.
+    fa_strength : float, default=0.1
+        Noise scale, drop probability or interpolation range.
+    fa_position : {"projector", "encoder", "predictor"}, default="projector"
+        Features the operator acts on; ``"predictor"`` needs ``"simsiam"``
+        or ``"byol"``.
+    fa_stop_grad : {"none", "input", "target"}, default="none"
+        Gradient flow through the augmented features; ``"target"`` needs
+        ``fa_position="projector"``.
+    fa_partner : {"positive", "batch"}, default="positive"
+        Interpolation partner: the other view, or another sample.
+    image_size : int, default=None
+        Side of the training views and of the ``transform`` crop; None uses
+        the backbone's preprocessing crop.
+    checkpoint : str or os.PathLike, default=None
+        Directory where the training state is saved after every epoch
+        (atomically, with a checksum).  A ``fit`` with the same parameters
+        and data shape resumes from the last finished epoch; the final
+        weights equal an uninterrupted fit's on the CPU; a finished one is
+        loaded without training.  A damaged file, or one of another fit,
+        raises a ``ValueError``.
+    device : str or torch.device, default="auto"
+        Training and extraction device; ``"auto"`` picks CUDA when available.
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Autocast precision of training and extraction; ``"auto"`` is mixed
+        precision on CUDA and float32 on the CPU.
+    memory : str, os.PathLike or joblib.Memory, default=None
+        Per-sample feature cache of ``transform``, keyed also by a digest of
+        the fitted weights.
+    num_workers : int, default=0
+        ``DataLoader`` workers for decoding images.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the heads' initialisation, shuffling and augmentations.
+    verbose : int, default=0
+        Show a progress bar with the loss when positive.
+
+    Attributes
+    ----------
+    backbone_ : skfeat.models.Backbone
+        The fine-tuned backbone, in eval mode, on the CPU after pickling.
+    net_ : skorch.NeuralNet
+        The private training engine, kept for its history and callbacks;
+        ``net_.history`` holds ``train_loss`` and each head's ``aux_<type>``
+        loss per epoch and per batch.
+    n_features_in_ : int
+        Number of input columns; set only for vector backbones.
+    n_iter_ : int
+        Number of epochs trained, including resumed ones.
+    loss_curve_ : list of float
+        Mean training loss of every epoch.
+
+    See Also
+    --------
+    skfeat.DeepFeatureExtractor : Features of a frozen pretrained network.
+    skfeat.nn.AugSelfHeads : The auxiliary heads and their loss.
+
+    Notes
+    -----
+    Views follow the AugSelf STL-10 recipe: random resized crop (scale 0.2
+    to 1), horizontal flip, colour jitter (0.4, 0.4, 0.4, 0.1; p 0.8),
+    grayscale (p 0.2) and Gaussian blur (p 0.5), applied batched on the
+    training device with kornia kernels and per-sample parameters.  Images
+    are decoded once per fit into a uint8 tensor when it takes at most 1 GiB,
+    and streamed otherwise.  Projector and predictor widths follow the
+    reference, capped at a few times the backbone width for small backbones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skfeat import AugSelfExtractor
+    >>> images = np.random.RandomState(0).randint(0, 256, (8, 32, 32, 3), np.uint8)
+    >>> extractor = AugSelfExtractor(
+    ...     "tiny_cnn", base="simclr", max_epochs=1, batch_size=4, head_hidden=16,
+    ...     random_state=0)
+    >>> features = extractor.fit_transform(images)
+    >>> features.shape, features.dtype
+    ((8, 16), dtype('float32'))
+    >>> extractor.n_iter_, "aux_crop" in extractor.net_.history[-1]
+    (1, True)
+    """
+
+    _parameter_constraints = {
+        **_BaseImageExtractor._parameter_constraints,
+        "weights": [str, os.PathLike, WeightsEnum, None],
+        "base": [StrOptions(set(BASES))],
+        "aug_types": [tuple, list],
+        "aug_weights": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "head_hidden": [Interval(Integral, 1, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "feature_augmentation": [StrOptions(set(OPERATORS)), None],
+        "fa_strength": [Interval(Real, 0, None, closed="left")],
+        "fa_position": [StrOptions(set(FA_POSITIONS))],
+        "fa_stop_grad": [StrOptions(set(STOP_GRADS))],
+        "fa_partner": [StrOptions(set(PARTNERS))],
+        "checkpoint": [str, os.PathLike, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        model="resnet18",
+        *,
+        weights=None,
+        base="simsiam",
+        aug_types=("crop", "color"),
+        aug_weights=1.0,
+        head_hidden=512,
+        temperature=0.2,
+        max_epochs=200,
+        batch_size=256,
+        lr=0.03,
+        weight_decay=5e-4,
+        momentum=0.9,
+        feature_augmentation=None,
+        fa_strength=0.1,
+        fa_position="projector",
+        fa_stop_grad="none",
+        fa_partner="positive",
+        image_size=None,
+        checkpoint=None,
+        device="auto",
+        precision="auto",
+        memory=None,
+        num_workers=0,
+        random_state=None,
+        verbose=0,
+    ):
+        self.model = model
+        self.weights = weights
+        self.base = base
+        self.aug_types = aug_types
+        self.aug_weights = aug_weights
+        self.head_hidden = head_hidden
+        self.temperature = temperature
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.feature_augmentation = feature_augmentation
+        self.fa_strength = fa_strength
+        self.fa_position = fa_position
+        self.fa_stop_grad = fa_stop_grad
+        self.fa_partner = fa_partner
+        self.image_size = image_size
+        self.checkpoint = checkpoint
+        self.device = device
+        self.precision = precision
+        self.memory = memory
+        self.num_workers = num_workers
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fine-tune the backbone on ``X`` with the self-supervised objective.
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Training images, in any input ``DeepFeatureExtractor`` accepts,
+            or a 2-D array for vector backbones.
+        y : array-like of shape (n_samples,), default=None
+            Labels, used only by ``base="supervised"``.
+
+        Returns
+        -------
+        self : object
+            The fitted extractor.
+        """
+        kind, X = self._validate_input(X, reset=True)
+        self._check_settings(kind)
+        weights = self._aug_weight_map()
+        labels, n_classes = self._encode_labels(y)
+        seed = draw_seed(self.random_state)
+        device = resolve_device(self.device)
+        in_features = X.shape[1] if kind == "vector" else None
+        backbone = get_backbone(
+            self.model, weights=self.weights, in_features=in_features
+        )
+        if kind == "vector":
+            samples = torch.from_numpy(X)
+            augmentations = vector_augmentations(X.shape[1])
+        else:
+            size = self._eval_preprocessing(backbone).crop_size
+            samples = decode_uint8(X, size, num_workers=self.num_workers)
+            if samples is None:
+                samples = image_dataset(X, functools.partial(square_uint8, size=size))
+            augmentations = image_augmentations(size, self.aug_types)
+        if len(samples) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to train (batch "
+                f"normalisation needs 2 rows per batch); got {len(samples)} sample."
+            )
+        if labels is not None and len(labels) != len(samples):
+            raise ValueError(
+                f"y has {len(labels)} labels for {len(samples)} samples in X."
+            )
+        dim = self._feature_width(backbone, samples)
+        net = self._build_net(
+            backbone, dim, augmentations, weights, n_classes, len(samples), seed, device
+        )
+        data = TrainingImages(samples, labels)
+        with seeded(seed, device):
+            net.initialize()
+            done = self._resume(net, data, device)
+            net.partial_fit(data, epochs=self.max_epochs - done)
+        finished = sum("train_loss" in epoch for epoch in net.history)
+        if finished < self.max_epochs:  # skorch returns quietly on Ctrl-C
+            raise KeyboardInterrupt(
+                f"fit was interrupted after {finished} of {self.max_epochs} epochs"
+                + (
+                    "; call fit again with the same arguments to resume."
+                    if self.checkpoint is not None
+                    else "."
+                )
+            )
+        self.net_ = net
+        self.backbone_ = net.module_.backbone.eval().requires_grad_(False)
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+        return self
+
+    def transform(self, X):
+        """Extract the fine-tuned backbone's pooled, pre-projector features.
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Images (see ``DeepFeatureExtractor``), or a 2-D array for vector
+            backbones.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out), dtype float32
+            Rows in the order of ``X``.
+        """
+        check_is_fitted(self)
+        return self._extract_features(X)
+
+    def _check_settings(self, kind):
+        """Check the parameters that depend on each other or on the input kind."""
+        valid = VECTOR_AUG_TYPES if kind == "vector" else IMAGE_AUG_TYPES
+        aug_types = list(self.aug_types)
+        unknown = [name for name in aug_types if name not in valid]
+        if unknown or len(set(aug_types)) != len(aug_types):
+            raise ValueError(
+                f"aug_types must be distinct names among {valid} for {kind} "
+                f"inputs; got {tuple(self.aug_types)!r}."
+            )
+        if isinstance(self.aug_weights, (tuple, list)):
+            if len(self.aug_weights) != len(aug_types) or not all(
+                isinstance(w, Real) and 0 <= w < float("inf") for w in self.aug_weights
+            ):
+                raise ValueError(
+                    "aug_weights must be a float or a tuple of non-negative floats "
+                    f"aligned with aug_types {tuple(aug_types)!r}; got "
+                    f"{self.aug_weights!r}."
+                )
+        if self.feature_augmentation is None:
+            return
+        if self.base == "supervised":
+            raise ValueError(
+                "feature_augmentation acts on a self-supervised base loss; it is "
+                "not available with base='supervised'."
+            )
+        if self.fa_position == "predictor" and self.base not in PREDICTOR_BASES:
+            raise ValueError(
+                f"fa_position='predictor' needs base in {PREDICTOR_BASES}; "
+                f"got base={self.base!r}."
+            )
+        if self.fa_stop_grad == "target" and self.fa_position != "projector":
+            raise ValueError(
+                "fa_stop_grad='target' makes augmented projector outputs the "
+                f"targets; it needs fa_position='projector', got {self.fa_position!r}."
+            )
+        if self.feature_augmentation == "dropout" and self.fa_strength >= 1:
+            raise ValueError(
+                "fa_strength is the drop probability of feature_augmentation="
+                f"'dropout' and must be < 1; got {self.fa_strength!r}."
+            )
+
+    def _aug_weight_map(self):
+        weights = self.aug_weights
+        if not isinstance(weights, (tuple, list)):
+            weights = [weights] * len(self.aug_types)
+        return {name: float(w) for name, w in zip(self.aug_types, weights)}
+
+    def _encode_labels(self, y):
+        """Return class indices and count for ``base="supervised"``, else Nones."""
+        if self.base != "supervised":
+            return None, None
+        if y is None:
+            raise ValueError("base='supervised' needs the labels y in fit(X, y).")
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        return torch.as_tensor(encoder.transform(y)), len(encoder.classes_)
+
+    def _feature_width(self, backbone, samples):
+        """Return the width D of the backbone's output, probed on two samples."""
+        if isinstance(samples, torch.Tensor):
+            batch = samples[:2]
+        else:  # a streamed dataset
+            batch = torch.stack([samples[0], samples[1]])
+        if batch.dtype == torch.uint8:
+            batch = batch.float() / 255
+        was_training = backbone.training
+        with torch.no_grad():
+            width = backbone.eval()(self._network_input(backbone, batch)).shape[1]
+        backbone.train(was_training)
+        return width
+
+    def _build_net(
+        self, backbone, dim, augmentations, weights, n_classes, n_samples, seed, device
+    ):
+        param_groups = [("predictor.*", {})] if self.base == "simsiam" else []
+        callbacks = ssl_callbacks(
+            self.base,
+            [name for name, w in weights.items() if w > 0],
+            self.max_epochs,
+            self.verbose,
+        )
+        if self.checkpoint is not None:
+            os.makedirs(self.checkpoint, exist_ok=True)
+            callbacks.append(
+                (
+                    "checkpoint",
+                    EpochCheckpoint(self._checkpoint_path(), self._config(n_samples)),
+                )
+            )
+        return SSLNet(
+            SSLModel,
+            module__backbone=backbone,
+            module__base=self.base,
+            module__dim=dim,
+            module__n_classes=n_classes,
+            module__queue_size=min(MOCO_QUEUE_SIZE, max(n_samples, self.batch_size)),
+            aux_heads__in_features=dim,
+            aux_heads__aug_types=augmentations.aug_types,
+            aux_heads__weights=weights,
+            aux_heads__hidden=self.head_hidden,
+            criterion=torch.nn.Identity,
+            optimizer=torch.optim.SGD,
+            optimizer__param_groups=param_groups,
+            lr=self.lr * self.batch_size / 256,
+            optimizer__momentum=self.momentum,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            callbacks=callbacks,
+            device=str(device),
+            verbose=int(self.verbose),
+            augmentations=augmentations,
+            base=self.base,
+            temperature=self.temperature,
+            feature_augmentation=self.feature_augmentation,
+            feature_augmenter__strength=self.fa_strength,
+            feature_augmenter__partner=self.fa_partner,
+            feature_augmenter__stop_grad=self.fa_stop_grad,
+            fa_position=self.fa_position,
+            network_input=self._network_input,
+            autocast_dtype=autocast_dtype(self.precision, device),
+            seed=seed,
+            num_workers=self.num_workers,
+        )
+
+    def _checkpoint_path(self):
+        return os.path.join(os.fspath(self.checkpoint), CHECKPOINT_FILE)
+
+    def _config(self, n_samples):
+        """Identity of a fit for its checkpoint: training parameters and data size."""
+        ignored = {"checkpoint", "device", "memory", "num_workers", "verbose"}
+        params = {
+            name: model_identity(value) if callable(value) else value
+            for name, value in self.get_params().items()
+            if name not in ignored
+        }
+        return repr(sorted(params.items())) + f" n_samples={n_samples}"
+
+    def _resume(self, net, data, device):
+        """Load the checkpoint of this fit, if any; return its finished epochs."""
+        if self.checkpoint is None:
+            return 0
+        path = self._checkpoint_path()
+        payload = load_checkpoint_file(path, map_location=device)
+        if payload is None:
+            return 0
+        if payload["config"] != self._config(len(data)):
+            raise ValueError(
+                f"The checkpoint {path!r} belongs to a fit with other parameters or "
+                "data; use another checkpoint directory or delete the file."
+            )
+        net.set_training_state(payload["state"])
+        return len(net.history)
+
+    def _get_backbone(self, in_features):
+        """Return the fitted backbone on the device."""
+        check_is_fitted(self)
+        return self.backbone_.to(resolve_device(self.device))
+
+    def _cache_identity(self, backbone):
+        return {
+            "model": model_identity(self.model),
+            "weights_digest": state_dict_digest(backbone),
+        }
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        backbone = state.get("backbone_")
+        on_device = backbone is not None and any(
+            t.device.type != "cpu" for t in backbone.state_dict().values()
+        )
+        if on_device:  # pickle a CPU copy: loadable without a GPU
+            state["backbone_"] = copy.deepcopy(backbone).to("cpu")
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False  # same seed, same weights on the CPU
+        return tags
