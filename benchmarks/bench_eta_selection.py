@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from skfeat import DeepFeatureExtractor
 from skfeat._cli import DEFAULT_CACHE, _load_dataset
-from skfeat._lowshot import ETAS, _draw_shots, _methods
+from skfeat._lowshot import ETA_BY_CV, ETAS, _draw_shots, _methods
 from skfeat.probing._sea_cv import SELECTION_RULES
 
 # Crops of photographs of text, paper and a clock face are as hard to tell

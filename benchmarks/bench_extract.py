@@ -73,7 +73,8 @@ def throughput(n_images, rounds, batch_size):
     best, _ = best_of(methods, rounds)
     rates = {name: n_images / seconds for name, seconds in best.items()}
     print(
-        f"threads={torch.get_num_threads()} images={n_images} batch={batch_size} model={MODEL}"
+        f"threads={torch.get_num_threads()} images={n_images} "
+        f"batch={batch_size} model={MODEL}"
     )
     for name, rate in rates.items():
         print(f"  {name:7s} {rate:7.2f} images/s")

@@ -81,7 +81,8 @@ def main(epochs, rounds, batch_size):
     ratio = best["SeAClassifier"] / best["bare float64"]
     print(f"SeAClassifier / bare float64 = {ratio:.3f}  (target <= 1.25)")
     print(
-        f"SeAClassifier / bare float32 = {best['SeAClassifier'] / best['bare float32']:.3f}"
+        "SeAClassifier / bare float32 = "
+        f"{best['SeAClassifier'] / best['bare float32']:.3f}"
     )
     print(
         f"SeAClassifier / LogisticRegression = "

@@ -121,7 +121,7 @@ def test_cache_keeps_finished_batches_after_interruption(images, tmp_path):
 
 
 def test_grid_search_sees_each_image_once(images, tmp_path):
-    """Issue #5: across fit, predict and score of a 4 x 5 search, one forward per image."""
+    """Issue #5: fit, predict and score of a 4 x 5 search: one forward per image."""
     labels = np.arange(20) % 2
     search = GridSearchCV(
         make_pipeline(

@@ -19,7 +19,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from skfeat.models._preprocessing import ImagePreprocessing
-
 from skfeat.utils import expand_path
 
 _CHANNEL_SIZES = (1, 3, 4)
