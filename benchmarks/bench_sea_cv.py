@@ -3,9 +3,9 @@
 Same data, same etas, same 3 stratified folds, same epochs and batch size.
 Prints both wall-clock times (best of interleaved rounds), the speed-up
 (target >= 3x), the chosen etas and their mean validation scores; the one-pass
-fit uses ``selection="first"``, GridSearchCV's own rule, so both choose alike.  Data: ``make_lowshot_features`` (10 classes,
-2,048 features) or, with ``--features F.npz``, features saved by ``skfeat
-extract`` or the demo.
+fit uses ``selection="first"``, GridSearchCV's own rule, so both choose alike.
+Data: ``make_lowshot_features`` (10 classes, 2,048 features) or, with
+``--features F.npz``, features saved by ``skfeat extract`` or the demo.
 
 Usage: python benchmarks/bench_sea_cv.py [--per-class 150] [--epochs 30]
        [--features F.npz] [--rounds 2]
