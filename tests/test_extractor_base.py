@@ -15,14 +15,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from skfeat import DeepFeatureExtractor
 from skfeat.extraction import _cache
-from skfeat.extraction._base import _BaseImageExtractor, model_identity
+from skfeat.extraction._base import _BaseImageExtractor, _BaseTrainableExtractor
 from skfeat.extraction._feature_cache import state_dict_digest
 from skfeat.extraction._inputs import decode_uint8
 from skfeat.models import get_backbone
-from skfeat.utils import resolve_device
 
 
-class TinyTrainableExtractor(_BaseImageExtractor):
+class TinyTrainableExtractor(_BaseTrainableExtractor):
     """A trainable extractor as the base intends one: it owns ``backbone_``.
 
     ``fit`` takes ``n_steps`` SGD steps that spread the features apart, on
@@ -79,16 +78,6 @@ class TinyTrainableExtractor(_BaseImageExtractor):
     def transform(self, X):
         check_is_fitted(self)
         return self._extract_features(X)
-
-    def _get_backbone(self, in_features):
-        check_is_fitted(self)
-        return self.backbone_.to(resolve_device(self.device))
-
-    def _cache_identity(self, backbone):
-        return {
-            "model": model_identity(self.model),
-            "weights_digest": state_dict_digest(backbone),
-        }
 
 
 def _reference_features(backbone, images_uint8):

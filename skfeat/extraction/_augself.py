@@ -25,8 +25,11 @@ from skfeat._engine import (
 )
 from skfeat._engine._checkpoint import CHECKPOINT_FILE
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
-from skfeat.extraction._base import _BaseImageExtractor, model_identity
-from skfeat.extraction._feature_cache import state_dict_digest
+from skfeat.extraction._base import (
+    _BaseImageExtractor,
+    _BaseTrainableExtractor,
+    model_identity,
+)
 from skfeat.extraction._inputs import decode_uint8, image_dataset, square_uint8
 from skfeat.models import get_backbone
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
@@ -68,7 +71,7 @@ def vector_augmentations(n_features):
     return AugmentationPipeline([RandomCircularShift(n_features), RandomScale()])
 
 
-class AugSelfExtractor(_BaseImageExtractor):
+class AugSelfExtractor(_BaseTrainableExtractor):
     """Self-supervised fine-tuning with augmentation-aware heads (AugSelf).
 
     ``fit`` trains a backbone on unlabeled images with a two-view
@@ -523,17 +526,6 @@ default=None
             )
         net.set_training_state(payload["state"])
         return len(net.history)
-
-    def _get_backbone(self, in_features):
-        """Return the fitted backbone on the device."""
-        check_is_fitted(self)
-        return self.backbone_.to(resolve_device(self.device))
-
-    def _cache_identity(self, backbone):
-        return {
-            "model": model_identity(self.model),
-            "weights_digest": state_dict_digest(backbone),
-        }
 
     def __getstate__(self):
         state = super().__getstate__()

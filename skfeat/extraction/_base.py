@@ -15,7 +15,7 @@ from sklearn.base import (
     TransformerMixin,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
@@ -23,6 +23,7 @@ from skfeat.extraction._feature_cache import (
     FeatureCache,
     content_key,
     resolve_cache_directory,
+    state_dict_digest,
 )
 from skfeat.extraction._inputs import VectorRows, image_dataset, looks_like_vectors
 from skfeat.models._registry import backbone_input_kind
@@ -237,3 +238,24 @@ class _BaseImageExtractor(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+class _BaseTrainableExtractor(_BaseImageExtractor):
+    """Base of the extractors that train their own network in ``fit``.
+
+    ``fit`` sets ``backbone_``, the trained network in eval mode; ``transform``
+    runs it through the shared streaming pass, and the feature cache is keyed
+    by a digest of its weights, so two fits that end with different weights
+    never share cached features.  The frozen process cache is never used.
+    """
+
+    def _get_backbone(self, in_features):
+        """Return the fitted backbone on the device."""
+        check_is_fitted(self)
+        return self.backbone_.to(resolve_device(self.device))
+
+    def _cache_identity(self, backbone):
+        return {
+            "model": model_identity(self.model),
+            "weights_digest": state_dict_digest(backbone),
+        }
