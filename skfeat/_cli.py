@@ -232,8 +232,11 @@ def extract(args):
     except (ValueError, OSError) as exc:
         if not any(str(p) in str(exc) for p in paths):
             raise
+        # The library names its argument ("X: cannot read ..."); the CLI user
+        # gave a folder, so the file name alone says which image.
+        message = _one_line(exc).removeprefix("X: ")
         raise ValueError(
-            f"{_one_line(exc)} Rerun with --skip-errors to leave unreadable images out."
+            f"{message} Rerun with --skip-errors to leave unreadable images out."
         ) from exc
     arrays = dict(
         features=features,
@@ -256,9 +259,9 @@ def _load_features(path):
     """Read the features and labels of a file written by ``skfeat extract``."""
     not_ours = f"{path} is not an .npz file written by 'skfeat extract'"
     try:
-        data = np.load(path)
+        data = np.load(path)  # allow_pickle=False: object arrays are refused
     except ValueError as exc:
-        raise ValueError(f"{not_ours} ({exc})") from exc
+        raise ValueError(f"{not_ours}.") from exc
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError(f"{not_ours}: it holds a single array.")
     with data:
