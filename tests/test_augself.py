@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 
 from skfeat import AugSelfExtractor
 from skfeat._engine import SSLModel, SSLNet, TrainingImages, ssl_callbacks
-from skfeat.extraction import _augself
+from skfeat.extraction import _self_supervised
 from skfeat.models import Backbone, get_backbone
 from skfeat.nn import AugSelfHeads, simsiam_loss
 from skfeat.transforms import AugmentationPipeline, RandomCircularShift, RandomScale
@@ -215,7 +215,7 @@ def test_augself_frozen_in_grid_search_is_not_refitted(rgb_images, monkeypatch):
 def test_augself_streams_images_that_do_not_fit(rgb_images, monkeypatch):
     """Images too big to decode at once stream in the same order: same weights."""
     in_memory = weights_of(tiny(max_epochs=2).fit(rgb_images))
-    monkeypatch.setattr(_augself, "decode_uint8", lambda *args, **kwargs: None)
+    monkeypatch.setattr(_self_supervised, "decode_uint8", lambda *args, **kwargs: None)
     streamed = tiny(max_epochs=2).fit(list(rgb_images))
     assert_same_weights(in_memory, weights_of(streamed))
 
