@@ -16,7 +16,19 @@ def default_block_size(dim):
     return dim if dim <= 256 else 64
 
 
-class ExpmSteering(nn.Module):
+class _Steering(nn.Module):
+    """Base of the steering maps: ``forward(z, g)`` steers row i by ``M(g_i)``."""
+
+    def matrix(self, g):
+        """Return ``M(g)`` of shape (dim, dim) for one parameter vector ``g``.
+
+        Steering a batch by one ``g`` is then a single matrix product.
+        """
+        eye = torch.eye(self.dim, dtype=g.dtype, device=g.device)
+        return self(eye, g.expand(self.dim, -1)).T
+
+
+class ExpmSteering(_Steering):
     """Lie-exponential steering ``M(g) = expm(sum_j g_j A_j)``.
 
     The generators start at 0, so ``M(0)`` is the identity and
@@ -87,6 +99,16 @@ class ExpmSteering(nn.Module):
         )
         return steered.reshape(n, -1)[:, : self.dim]
 
+    def matrix(self, g):
+        """Return ``M(g)`` of shape (dim, dim): the block-diagonal exponential."""
+        if self.rank is not None:
+            return super().matrix(g)
+        algebra = torch.einsum(
+            "k,kbij->bij", g.to(self.generators.dtype), self.generators
+        )
+        blocks = torch.linalg.matrix_exp(algebra * self.mask)
+        return torch.block_diag(*blocks)[: self.dim, : self.dim]
+
     def _low_rank(self, z, g):
         # expm(U W^T) = I + U phi(W^T U) W^T, with phi(X) = (e^X - I) X^{-1} read
         # off the exponential of the block matrix [[X, I], [0, 0]].
@@ -104,7 +126,7 @@ class ExpmSteering(nn.Module):
         return z + torch.einsum("nml,nl,dm->nd", phi, coefficients, left)
 
 
-class HyperSteering(nn.Module):
+class HyperSteering(_Steering):
     """Low-rank steering ``M(g) = I + U diag(h(g)) V^T`` without group structure.
 
     ``h`` is a small perceptron shifted so that ``h(0) = 0``, hence
@@ -123,6 +145,7 @@ class HyperSteering(nn.Module):
     def __init__(self, dim, n_params, rank=None):
         super().__init__()
         rank = rank or min(dim, 16)
+        self.dim = dim
         self.left = nn.Parameter(torch.randn(dim, rank) / dim**0.5)
         self.right = nn.Parameter(torch.zeros(dim, rank))
         self.hyper = nn.Sequential(
@@ -136,7 +159,7 @@ class HyperSteering(nn.Module):
         return z + ((z @ self.right) * gains) @ self.left.T
 
 
-class DiscreteSteering(nn.Module):
+class DiscreteSteering(_Steering):
     """One learned map per element of a finite group; the identity element is I.
 
     ``g`` holds one integer column per factor of the group (for instance
@@ -153,6 +176,7 @@ class DiscreteSteering(nn.Module):
 
     def __init__(self, dim, sizes):
         super().__init__()
+        self.dim = dim
         self.register_buffer(
             "strides", _strides(sizes).to(torch.long), persistent=False
         )
