@@ -33,8 +33,6 @@ class EquivariantNet(SSLNet):
         Passed to :class:`SSLNet` (with no AugSelf head).
     """
 
-    prefixes_ = [*SSLNet.prefixes_, "steering"]
-
     def __init__(
         self,
         *args,
