@@ -155,7 +155,7 @@ class HyperSteering(_Steering):
     def forward(self, z, g):
         """Steer each row ``z_i`` by ``M(g_i)`` (shapes as :class:`ExpmSteering`)."""
         g = g.to(z.dtype)
-        gains = self.hyper(g) - self.hyper(torch.zeros_like(g[:1]))
+        gains = self.hyper(g) - self.hyper(torch.zeros_like(g))
         return z + ((z @ self.right) * gains) @ self.left.T
 
 
