@@ -28,7 +28,9 @@ class EquivariantNet(SSLNet):
     steered_augmentation : skfeat.transforms.SteeredAugmentation
         ``T_g`` and the distribution of g.
     equivariance_loss : {"nce", "mse"}, default="nce"
+        The equivariance loss of :mod:`skfeat.nn`.
     equivariance_weight : float, default=1.0
+        Its weight.
     **kwargs
         Passed to :class:`SSLNet` (with no AugSelf head).
     """

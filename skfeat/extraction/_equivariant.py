@@ -63,7 +63,9 @@ class EquivariantExtractor(_SelfSupervisedExtractor):
     The idea and its claims come from the abstract of arXiv 2302.11349
     (no public code); the parameterisation of ``M``, the losses and the
     defaults are skfeat's reconstruction.  Read more in the
-    :ref:`User Guide <equivariant_extractor>`.
+    :ref:`User Guide <equivariant_extractor>`
+    (section "Steerable embeddings: ``EquivariantExtractor``" of
+    ``docs/user_guide.rst``).
 
     Parameters
     ----------
@@ -107,30 +109,39 @@ class EquivariantExtractor(_SelfSupervisedExtractor):
         ``steering="orbit"`` only: the mean of the 8 D4 embeddings, or their
         concatenation (exactly equivariant: ``steer`` permutes blocks).
     max_epochs : int, default=100
+        Training epochs.
     batch_size : int, default=256
+        Samples per training step and per ``transform`` batch.
     lr : float, default=0.03
         Base SGD learning rate, scaled by ``batch_size / 256``, cosine-annealed.
     weight_decay : float, default=5e-4
+        SGD weight decay (also of the steering map).
     momentum : float, default=0.9
+        SGD momentum.
     feature_augmentation : {"gaussian", "dropout", "interpolate"} or None, \
 default=None
         Feature augmentation of the base loss at the projector (see
         :class:`~skfeat.AugSelfExtractor`); never of the equivariance loss.
     fa_strength : float, default=0.1
+        Noise scale, drop probability or interpolation range.
     image_size : int, default=None
         Side of the training views and of the ``transform`` crop.
     checkpoint : str or os.PathLike, default=None
         Directory of the per-epoch training state, as for
         :class:`~skfeat.AugSelfExtractor` (resume, refusal of other fits).
     device : str or torch.device, default="auto"
+        Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Autocast precision; ``"auto"`` is mixed precision on CUDA only.
     memory : str, os.PathLike or joblib.Memory, default=None
         Per-sample feature cache of ``transform``, keyed by the weights.
     num_workers : int, default=0
+        ``DataLoader`` workers for decoding images.
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation, shuffling, augmentations and of the
         training embeddings kept for :meth:`ood_score`.
     verbose : int, default=0
+        Show progress bars with the loss when positive.
 
     Attributes
     ----------
@@ -327,6 +338,7 @@ default=None
         Returns
         -------
         steered : ndarray of shape (n_samples, n_features_out), dtype float32
+            ``M(g_i) z_i`` in row i.
         """
         check_is_fitted(self)
         Z = check_array(Z, dtype=np.float32)

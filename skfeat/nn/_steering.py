@@ -20,9 +20,19 @@ class _Steering(nn.Module):
     """Base of the steering maps: ``forward(z, g)`` steers row i by ``M(g_i)``."""
 
     def matrix(self, g):
-        """Return ``M(g)`` of shape (dim, dim) for one parameter vector ``g``.
+        """Return ``M(g)`` for one parameter vector ``g``.
 
         Steering a batch by one ``g`` is then a single matrix product.
+
+        Parameters
+        ----------
+        g : torch.Tensor of shape (n_params,)
+            The parameter vector.
+
+        Returns
+        -------
+        matrix : torch.Tensor of shape (dim, dim)
+            ``M(g)``.
         """
         eye = torch.eye(self.dim, dtype=g.dtype, device=g.device)
         return self(eye, g.expand(self.dim, -1)).T
@@ -82,11 +92,14 @@ class ExpmSteering(_Steering):
         Parameters
         ----------
         z : torch.Tensor of shape (n, dim)
+            Embeddings.
         g : torch.Tensor of shape (n, n_params)
+            One parameter vector per row.
 
         Returns
         -------
         steered : torch.Tensor of shape (n, dim)
+            ``M(g_i) z_i`` in row i.
         """
         if self.rank is not None:
             return self._low_rank(z, g)
@@ -100,7 +113,18 @@ class ExpmSteering(_Steering):
         return steered.reshape(n, -1)[:, : self.dim]
 
     def matrix(self, g):
-        """Return ``M(g)`` of shape (dim, dim): the block-diagonal exponential."""
+        """Return ``M(g)``: the block-diagonal (or low-rank) exponential.
+
+        Parameters
+        ----------
+        g : torch.Tensor of shape (n_params,)
+            The parameter vector.
+
+        Returns
+        -------
+        matrix : torch.Tensor of shape (dim, dim)
+            ``M(g)``.
+        """
         if self.rank is not None:
             return super().matrix(g)
         algebra = torch.einsum(
@@ -140,6 +164,15 @@ class HyperSteering(_Steering):
         Number k of augmentation parameters.
     rank : int, default=None
         Rank r of the correction; None uses ``min(dim, 16)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import HyperSteering
+    >>> steering = HyperSteering(dim=6, n_params=2)
+    >>> z = torch.randn(3, 6)
+    >>> torch.equal(steering(z, torch.zeros(3, 2)), z)
+    True
     """
 
     def __init__(self, dim, n_params, rank=None):
@@ -153,7 +186,20 @@ class HyperSteering(_Steering):
         )
 
     def forward(self, z, g):
-        """Steer each row ``z_i`` by ``M(g_i)`` (shapes as :class:`ExpmSteering`)."""
+        """Steer each row ``z_i`` by ``M(g_i)``.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (n, dim)
+            Embeddings.
+        g : torch.Tensor of shape (n, n_params)
+            One parameter vector per row.
+
+        Returns
+        -------
+        steered : torch.Tensor of shape (n, dim)
+            ``M(g_i) z_i`` in row i.
+        """
         g = g.to(z.dtype)
         gains = self.hyper(g) - self.hyper(torch.zeros_like(g))
         return z + ((z @ self.right) * gains) @ self.left.T
@@ -172,6 +218,15 @@ class DiscreteSteering(_Steering):
         Embedding width d.
     sizes : tuple of int
         Number of values of each column of ``g``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import DiscreteSteering
+    >>> steering = DiscreteSteering(dim=4, sizes=(4, 2))
+    >>> z = torch.randn(2, 4)
+    >>> torch.equal(steering(z, torch.zeros(2, 2)), z)
+    True
     """
 
     def __init__(self, dim, sizes):
@@ -184,7 +239,20 @@ class DiscreteSteering(_Steering):
         self.deltas = nn.Parameter(torch.zeros(n_elements - 1, dim, dim))
 
     def forward(self, z, g):
-        """Steer each row ``z_i`` by the map of element ``g_i``."""
+        """Steer each row ``z_i`` by the map of element ``g_i``.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (n, dim)
+            Embeddings.
+        g : torch.Tensor of shape (n, len(sizes))
+            One group element per row, as integer-valued columns.
+
+        Returns
+        -------
+        steered : torch.Tensor of shape (n, dim)
+            ``M(g_i) z_i`` in row i.
+        """
         index = (g.to(torch.long) * self.strides).sum(1)
         deltas = F.pad(self.deltas, (0, 0, 0, 0, 1, 0))[index]  # element 0: none
         return z + torch.einsum("nij,nj->ni", deltas, z)
@@ -235,11 +303,20 @@ def equivariance_nce_loss(steered, target, temperature):
     target : torch.Tensor of shape (n, d)
         ``f(T_{g_i} x_i)``.
     temperature : float
+        Softmax temperature.
 
     Returns
     -------
     loss : torch.Tensor
         Scalar mean over rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import equivariance_nce_loss
+    >>> z = torch.eye(3)
+    >>> bool(equivariance_nce_loss(z, z, 0.1) < 1e-3)
+    True
     """
     logits = F.normalize(steered, dim=1) @ F.normalize(target, dim=1).T
     labels = torch.arange(len(steered), device=steered.device)
@@ -247,6 +324,26 @@ def equivariance_nce_loss(steered, target, temperature):
 
 
 def equivariance_mse_loss(steered, target):
-    """Mean squared distance of the L2-normalised rows (needs an anti-collapse base)."""
+    """Mean squared distance of the L2-normalised rows (needs an anti-collapse base).
+
+    Parameters
+    ----------
+    steered : torch.Tensor of shape (n, d)
+        ``M(g_i) f(x_i)``.
+    target : torch.Tensor of shape (n, d)
+        ``f(T_{g_i} x_i)``.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar mean over rows of ``||n(steered_i) - n(target_i)||^2``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import equivariance_mse_loss
+    >>> float(equivariance_mse_loss(torch.ones(2, 3), 2 * torch.ones(2, 3)))
+    0.0
+    """
     difference = F.normalize(steered, dim=1) - F.normalize(target, dim=1)
     return difference.pow(2).sum(1).mean()

@@ -143,6 +143,7 @@ class SteeredTTAClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
         """
         check_is_fitted(self)
         steered = self.extractor_.transform_augmented(X, self.params_list_)
@@ -161,6 +162,7 @@ class SteeredTTAClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Predicted classes.
         """
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(1)]

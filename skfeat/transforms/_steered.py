@@ -61,11 +61,30 @@ class SteeredAugmentation:
 
     @property
     def sizes(self):
-        """Number of values of each discrete column."""
+        """Number of values of each discrete column (``rot90``: 4, ``flip``: 2).
+
+        Returns
+        -------
+        sizes : tuple of int
+            One entry per name.
+        """
         return tuple(D4_SIZES[name] for name in self.names)
 
     def sample(self, n, generator=None):
-        """Draw g for ``n`` samples: a float tensor of shape (n, len(names))."""
+        """Draw g for ``n`` samples.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        generator : torch.Generator, default=None
+            Source of randomness.
+
+        Returns
+        -------
+        g : torch.Tensor of shape (n, len(names)), dtype float32
+            One parameter vector per sample.
+        """
         columns = []
         for name in self.names:
             if name in D4_SIZES:
@@ -76,7 +95,21 @@ class SteeredAugmentation:
         return torch.cat(columns, 1).float()
 
     def apply(self, x, g):
-        """Return ``T_{g_i} x_i`` for every row (float images in [0, 1] or vectors)."""
+        """Augment every row ``x_i`` by ``T_{g_i}``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Images of shape (n, 3, H, W), uint8 or float in [0, 1], or float
+            vectors of shape (n, n_features).
+        g : torch.Tensor of shape (n, len(names))
+            The parameter vectors from :meth:`sample` (or chosen).
+
+        Returns
+        -------
+        x_aug : torch.Tensor
+            The augmented batch, float, on ``x``'s device.
+        """
         if x.dtype == torch.uint8:
             x = x.float() / 255
         g = g.to(x.device, torch.float32)
