@@ -73,11 +73,15 @@ class EquivariantNet(SSLNet):
         y1, y2, y_steered = y_pred["features"]
         views = y_pred["views"][: 2 * len(y1)]
         loss = self._base_loss(y1, y2, views, y_true)
-        predicted = self.steering_(y1, X)
-        if self.equivariance_loss == "nce":
-            equivariance = equivariance_nce_loss(predicted, y_steered, self.temperature)
-        else:
-            equivariance = equivariance_mse_loss(predicted, y_steered)
+        # Features are float32; the matrix exponential stays so, outside autocast.
+        with torch.autocast(y1.device.type, enabled=False):
+            predicted = self.steering_(y1, X)
+            if self.equivariance_loss == "nce":
+                equivariance = equivariance_nce_loss(
+                    predicted, y_steered, self.temperature
+                )
+            else:
+                equivariance = equivariance_mse_loss(predicted, y_steered)
         self.history.record_batch("equivariance", equivariance.item())
         return loss + self.equivariance_weight * equivariance
 

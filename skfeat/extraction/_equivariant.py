@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """EquivariantExtractor: embeddings that learned linear maps steer."""
 
+import copy
 import os
 from numbers import Integral, Real
 
@@ -148,8 +149,8 @@ default=None
     backbone_ : skfeat.models.Backbone
         The trained (or, for ``"orbit"``, the starting) backbone, in eval mode.
     steering_ : torch.nn.Module or None
-        The steering map (``generators`` holds the ``"expm"`` generators);
-        None for ``"orbit"``.
+        The steering map, on the CPU (``generators`` holds the ``"expm"``
+        generators); None for ``"orbit"``.
     net_ : skorch.NeuralNet or None
         The training engine (history with ``train_loss`` and
         ``equivariance``); None for ``"orbit"``.
@@ -303,7 +304,8 @@ default=None
                 backbone, dim, kind, X, n_classes, len(samples), seed, device
             )
             self._train(net, samples, labels, seed, device)
-            self.steering_ = net.steering_.eval().requires_grad_(False)
+            steering = copy.deepcopy(net.steering_).cpu()
+            self.steering_ = steering.eval().requires_grad_(False)
         self.reference_embeddings_ = self._reference_embeddings(X, kind, seed)
         return self
 
@@ -349,9 +351,9 @@ default=None
             z = torch.from_numpy(Z)
             g = torch.from_numpy(params)
             if g.ndim == 1:
-                steered = z @ self.steering_.cpu().matrix(g).T
+                steered = z @ self.steering_.matrix(g).T
             else:
-                steered = self.steering_.cpu()(z, g)
+                steered = self.steering_(z, g)
         return steered.numpy()
 
     def transform_augmented(self, X, params_list):
