@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from skfeat import EquivariantExtractor, SteeredTTAClassifier
-from skfeat._engine._equivariant import EquivariantNet
+from skfeat._engine import EquivariantNet
 from skfeat.nn import (
     DiscreteSteering,
     ExpmSteering,

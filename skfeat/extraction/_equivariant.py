@@ -15,8 +15,8 @@ from skorch.callbacks import PassthroughScoring
 from torch.utils.data import Dataset, Subset
 from torchvision.models import WeightsEnum
 
-from skfeat._engine import SSLModel, ssl_callbacks
-from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES, EquivariantNet
+from skfeat._engine import EquivariantNet, SSLModel, ssl_callbacks
+from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE
 from skfeat.extraction._base import _BaseImageExtractor
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
