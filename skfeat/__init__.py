@@ -15,8 +15,10 @@ from skfeat._version import __version__
 _LAZY_ATTRIBUTES = {
     "AugSelfExtractor": "skfeat.extraction",
     "DeepFeatureExtractor": "skfeat.extraction",
+    "EquivariantExtractor": "skfeat.extraction",
     "SeAClassifier": "skfeat.probing",
     "SeAClassifierCV": "skfeat.probing",
+    "SteeredTTAClassifier": "skfeat.probing",
     "get_backbone": "skfeat.models",
     "list_backbones": "skfeat.models",
     "register_backbone": "skfeat.models",

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _ssl_helpers import interrupt_at_epoch, toy_vectors
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
@@ -16,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 
 from skfeat import AugSelfExtractor
 from skfeat._engine import SSLModel, SSLNet, TrainingImages, ssl_callbacks
-from skfeat.extraction import _augself
+from skfeat.extraction import _self_supervised
 from skfeat.models import Backbone, get_backbone
 from skfeat.nn import AugSelfHeads, simsiam_loss
 from skfeat.transforms import AugmentationPipeline, RandomCircularShift, RandomScale
@@ -215,7 +216,7 @@ def test_augself_frozen_in_grid_search_is_not_refitted(rgb_images, monkeypatch):
 def test_augself_streams_images_that_do_not_fit(rgb_images, monkeypatch):
     """Images too big to decode at once stream in the same order: same weights."""
     in_memory = weights_of(tiny(max_epochs=2).fit(rgb_images))
-    monkeypatch.setattr(_augself, "decode_uint8", lambda *args, **kwargs: None)
+    monkeypatch.setattr(_self_supervised, "decode_uint8", lambda *args, **kwargs: None)
     streamed = tiny(max_epochs=2).fit(list(rgb_images))
     assert_same_weights(in_memory, weights_of(streamed))
 
@@ -327,19 +328,6 @@ def test_augself_needs_two_samples(rgb_images):
         tiny().fit(rgb_images[:1])
 
 
-def interrupt_at_epoch(monkeypatch, epoch):
-    """Raise KeyboardInterrupt at the first batch of ``epoch`` (counted from 1)."""
-
-    on_batch_begin = SSLNet.on_batch_begin
-
-    def interrupting(self, net, batch=None, training=False, **kwargs):
-        on_batch_begin(self, net, batch=batch, training=training, **kwargs)
-        if training and len(net.history) == epoch:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(SSLNet, "on_batch_begin", interrupting)
-
-
 @pytest.mark.parametrize("base", ["simclr", "byol"])
 def test_augself_resumes_after_interrupt(rgb_images, tmp_path, monkeypatch, base):
     """An interrupted fit resumes and ends as an uninterrupted one."""
@@ -415,23 +403,6 @@ def test_augself_from_offline_lite0_weights():
     assert weights_differ(start, fitted)
     stem = next(key for key in start if key.endswith("weight"))
     assert (fitted[stem] - start[stem]).abs().max() < 0.05  # a step, not a restart
-
-
-def toy_vectors(seed, n=1024):
-    """Spec 6.2 toy data: a shifted 16-dim class template and a 3-dim colour.
-
-    The colour is a random direction scaled by the intrinsic brightness beta
-    in [0.5, 1.5], the attribute that the brightness jitter masks.
-    """
-    rng = np.random.RandomState(seed)
-    templates = rng.randn(4, 16)
-    labels = rng.randint(4, size=n)
-    shifts = rng.randint(16, size=n)
-    shapes = np.stack([np.roll(templates[c], s) for c, s in zip(labels, shifts)])
-    beta = rng.uniform(0.5, 1.5, n)
-    hue = rng.uniform(0.5, 1.5, (n, 3))
-    colour = beta[:, None] * hue / np.linalg.norm(hue, axis=1, keepdims=True)
-    return np.hstack([shapes, colour]).astype(np.float32), labels, beta
 
 
 def toy_net(seed, weight, epochs=40, net_class=SSLNet, **params):

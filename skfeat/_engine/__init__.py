@@ -11,6 +11,7 @@ see them: facades hold one as ``net_``.  Torch modules they train live in
 
 from skfeat._engine._batches import GroupedBatch, GroupedBatches, TensorBatches
 from skfeat._engine._checkpoint import EpochCheckpoint, load_checkpoint_file
+from skfeat._engine._equivariant import EquivariantNet
 from skfeat._engine._feature import FeatureNet
 from skfeat._engine._progress import EpochProgressBar
 from skfeat._engine._sea import SeAMultiHeadNet, SeANet
@@ -19,6 +20,7 @@ from skfeat._engine._ssl import SSLModel, SSLNet, TrainingImages, ssl_callbacks
 __all__ = [
     "EpochCheckpoint",
     "EpochProgressBar",
+    "EquivariantNet",
     "FeatureNet",
     "GroupedBatch",
     "GroupedBatches",

@@ -248,12 +248,13 @@ class SSLNet(NeuralNet):
     def _features(self, backbone, views):
         return backbone(self.network_input(backbone, views))
 
-    def train_step_single(self, batch, **fit_params):
-        """Two views of the batch, the forward pass, the loss and the backward pass."""
-        self._set_training(True)
-        x, y = batch
-        device = self.training_device
-        x = x.to(device, non_blocking=True)
+    def _views(self, x):
+        """Two augmented views of the batch ``x`` and the AugSelf targets.
+
+        Returns the views, stacked, and ``{type: (delta12, delta21)}``; a
+        subclass may stack more views (the features are split into as many
+        chunks) and return other targets, which reach ``get_loss`` as ``X``.
+        """
         generator = self.generators_["augment"]
         params1 = self.augmentations.sample(len(x), generator)
         params2 = self.augmentations.sample(len(x), generator)
@@ -262,15 +263,28 @@ class SSLNet(NeuralNet):
         )
         deltas = self.augmentations.delta(params1, params2)
         back = self.augmentations.delta(params2, params1)
+        device = x.device
         targets = {
             name: (deltas[name].to(device), back[name].to(device)) for name in deltas
         }
+        return views, targets
+
+    def train_step_single(self, batch, **fit_params):
+        """Augment the batch, then run the forward pass, the loss and backward."""
+        self._set_training(True)
+        x, y = batch
+        device = self.training_device
+        x = x.to(device, non_blocking=True)
+        views, targets = self._views(x)
         if self.base in MOMENTUM_BASES:
             self._update_momentum_networks()
         dtype = self.autocast_dtype
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             features = self._features(self.module_.backbone, views)
-            outputs = {"features": features.float().chunk(2), "views": views}
+            outputs = {
+                "features": features.float().chunk(len(views) // len(x)),
+                "views": views,
+            }
             loss = self.get_loss(
                 outputs,
                 None if y is None else y.to(device),

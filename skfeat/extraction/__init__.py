@@ -5,5 +5,11 @@
 from skfeat.extraction._augself import AugSelfExtractor
 from skfeat.extraction._dask import dask_transform
 from skfeat.extraction._deep import DeepFeatureExtractor
+from skfeat.extraction._equivariant import EquivariantExtractor
 
-__all__ = ["AugSelfExtractor", "DeepFeatureExtractor", "dask_transform"]
+__all__ = [
+    "AugSelfExtractor",
+    "DeepFeatureExtractor",
+    "EquivariantExtractor",
+    "dask_transform",
+]

@@ -2,35 +2,19 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """AugSelfExtractor: self-supervised fine-tuning that keeps augmentation information."""
 
-import copy
-import functools
 import os
 from numbers import Integral, Real
 
 import torch
 from sklearn.base import _fit_context
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 from torchvision.models import WeightsEnum
 
-from skfeat._engine import (
-    EpochCheckpoint,
-    SSLModel,
-    SSLNet,
-    TrainingImages,
-    load_checkpoint_file,
-    ssl_callbacks,
-)
-from skfeat._engine._checkpoint import CHECKPOINT_FILE
+from skfeat._engine import SSLModel, SSLNet, ssl_callbacks
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
-from skfeat.extraction._base import (
-    _BaseImageExtractor,
-    _BaseTrainableExtractor,
-    model_identity,
-)
-from skfeat.extraction._inputs import decode_uint8, image_dataset, square_uint8
+from skfeat.extraction._base import _BaseImageExtractor
+from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
 from skfeat.models import get_backbone
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
 from skfeat.probing._sea import draw_seed
@@ -45,7 +29,7 @@ from skfeat.transforms import (
     RandomRot90,
     RandomScale,
 )
-from skfeat.utils import autocast_dtype, resolve_device, seeded
+from skfeat.utils import autocast_dtype, resolve_device
 
 IMAGE_AUG_TYPES = ("crop", "flip", "color", "gray", "blur", "rot")
 VECTOR_AUG_TYPES = ("shift", "scale")
@@ -71,7 +55,7 @@ def vector_augmentations(n_features):
     return AugmentationPipeline([RandomCircularShift(n_features), RandomScale()])
 
 
-class AugSelfExtractor(_BaseTrainableExtractor):
+class AugSelfExtractor(_SelfSupervisedExtractor):
     """Self-supervised fine-tuning with augmentation-aware heads (AugSelf).
 
     ``fit`` trains a backbone on unlabeled images with a two-view
@@ -310,47 +294,17 @@ default=None
         backbone = get_backbone(
             self.model, weights=self.weights, in_features=in_features
         )
+        samples = self._training_samples(kind, X, backbone, labels)
         if kind == "vector":
-            samples = torch.from_numpy(X)
             augmentations = vector_augmentations(X.shape[1])
         else:
             size = self._eval_preprocessing(backbone).crop_size
-            samples = decode_uint8(X, size, num_workers=self.num_workers)
-            if samples is None:
-                samples = image_dataset(X, functools.partial(square_uint8, size=size))
             augmentations = image_augmentations(size, self.aug_types)
-        if len(samples) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 samples to train (batch "
-                f"normalisation needs 2 rows per batch); got {len(samples)} sample."
-            )
-        if labels is not None and len(labels) != len(samples):
-            raise ValueError(
-                f"y has {len(labels)} labels for {len(samples)} samples in X."
-            )
         dim = self._feature_width(backbone, samples)
         net = self._build_net(
             backbone, dim, augmentations, weights, n_classes, len(samples), seed, device
         )
-        data = TrainingImages(samples, labels)
-        with seeded(seed, device):
-            net.initialize()
-            done = self._resume(net, data, device)
-            net.partial_fit(data, epochs=self.max_epochs - done)
-        finished = sum("train_loss" in epoch for epoch in net.history)
-        if finished < self.max_epochs:  # skorch returns quietly on Ctrl-C
-            raise KeyboardInterrupt(
-                f"fit was interrupted after {finished} of {self.max_epochs} epochs"
-                + (
-                    "; call fit again with the same arguments to resume."
-                    if self.checkpoint is not None
-                    else "."
-                )
-            )
-        self.net_ = net
-        self.backbone_ = net.module_.backbone.eval().requires_grad_(False)
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+        self._train(net, samples, labels, seed, device)
         return self
 
     def transform(self, X):
@@ -418,31 +372,6 @@ default=None
             weights = [weights] * len(self.aug_types)
         return {name: float(w) for name, w in zip(self.aug_types, weights)}
 
-    def _encode_labels(self, y):
-        """Return class indices and count for ``base="supervised"``, else Nones."""
-        if self.base != "supervised":
-            return None, None
-        if y is None:
-            raise ValueError("base='supervised' needs the labels y in fit(X, y).")
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        return torch.as_tensor(encoder.transform(y)), len(encoder.classes_)
-
-    def _feature_width(self, backbone, samples):
-        """Return the width D of the backbone's output, probed on two samples."""
-        if isinstance(samples, torch.Tensor):
-            batch = samples[:2]
-        else:  # a streamed dataset
-            batch = torch.stack([samples[0], samples[1]])
-        if batch.dtype == torch.uint8:
-            batch = batch.float() / 255
-        was_training = backbone.training
-        with torch.no_grad():
-            width = backbone.eval()(self._network_input(backbone, batch)).shape[1]
-        backbone.train(was_training)
-        return width
-
     def _build_net(
         self, backbone, dim, augmentations, weights, n_classes, n_samples, seed, device
     ):
@@ -453,14 +382,7 @@ default=None
             self.max_epochs,
             self.verbose,
         )
-        if self.checkpoint is not None:
-            os.makedirs(self.checkpoint, exist_ok=True)
-            callbacks.append(
-                (
-                    "checkpoint",
-                    EpochCheckpoint(self._checkpoint_path(), self._config(n_samples)),
-                )
-            )
+        callbacks += self._checkpoint_callbacks(n_samples)
         return SSLNet(
             SSLModel,
             module__backbone=backbone,
@@ -497,47 +419,3 @@ default=None
             seed=seed,
             num_workers=self.num_workers,
         )
-
-    def _checkpoint_path(self):
-        return os.path.join(os.fspath(self.checkpoint), CHECKPOINT_FILE)
-
-    def _config(self, n_samples):
-        """Identity of a fit for its checkpoint: training parameters and data size."""
-        ignored = {"checkpoint", "device", "memory", "num_workers", "verbose"}
-        params = {
-            name: model_identity(value) if callable(value) else value
-            for name, value in self.get_params().items()
-            if name not in ignored
-        }
-        return repr(sorted(params.items())) + f" n_samples={n_samples}"
-
-    def _resume(self, net, data, device):
-        """Load the checkpoint of this fit, if any; return its finished epochs."""
-        if self.checkpoint is None:
-            return 0
-        path = self._checkpoint_path()
-        payload = load_checkpoint_file(path, map_location=device)
-        if payload is None:
-            return 0
-        if payload["config"] != self._config(len(data)):
-            raise ValueError(
-                f"The checkpoint {path!r} belongs to a fit with other parameters or "
-                "data; use another checkpoint directory or delete the file."
-            )
-        net.set_training_state(payload["state"])
-        return len(net.history)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        backbone = state.get("backbone_")
-        on_device = backbone is not None and any(
-            t.device.type != "cpu" for t in backbone.state_dict().values()
-        )
-        if on_device:  # pickle a CPU copy: loadable without a GPU
-            state["backbone_"] = copy.deepcopy(backbone).to("cpu")
-        return state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False  # same seed, same weights on the CPU
-        return tags

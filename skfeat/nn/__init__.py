@@ -30,6 +30,13 @@ from skfeat.nn._ssl import (
     projection_mlp,
     simsiam_loss,
 )
+from skfeat.nn._steering import (
+    DiscreteSteering,
+    ExpmSteering,
+    HyperSteering,
+    equivariance_mse_loss,
+    equivariance_nce_loss,
+)
 
 __all__ = [
     "LinearHead",
@@ -56,4 +63,10 @@ __all__ = [
     "projection_mlp",
     "simsiam_loss",
     "symmetrize",
+    # Steerable equivariant representations
+    "DiscreteSteering",
+    "ExpmSteering",
+    "HyperSteering",
+    "equivariance_mse_loss",
+    "equivariance_nce_loss",
 ]

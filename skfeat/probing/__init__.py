@@ -4,5 +4,6 @@
 
 from skfeat.probing._sea import SeAClassifier
 from skfeat.probing._sea_cv import SeAClassifierCV
+from skfeat.probing._steered_tta import SteeredTTAClassifier
 
-__all__ = ["SeAClassifier", "SeAClassifierCV"]
+__all__ = ["SeAClassifier", "SeAClassifierCV", "SteeredTTAClassifier"]

@@ -12,6 +12,7 @@ from skfeat.transforms._image import (
     RandomRot90,
 )
 from skfeat.transforms._pipeline import AugmentationPipeline
+from skfeat.transforms._steered import SteeredAugmentation
 from skfeat.transforms._vector import RandomCircularShift, RandomScale
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "RandomResizedCrop",
     "RandomRot90",
     "RandomScale",
+    "SteeredAugmentation",
 ]

@@ -4,6 +4,10 @@
 
 import importlib
 
+from sklearn.linear_model import LogisticRegression
+
+from skfeat.extraction import EquivariantExtractor
+
 # Parameters that make each public estimator fast enough for the common
 # checks, which feed 2-D arrays of a few features: vector backbones, few
 # epochs, small batches, fixed seeds.
@@ -20,6 +24,19 @@ INIT_PARAMS = {
         "batch_size": 32,
         "random_state": 0,
     },
+    "EquivariantExtractor": {
+        "model": "mlp",
+        "steered": ("scale",),
+        "max_epochs": 2,
+        "batch_size": 32,
+        "random_state": 0,
+    },
+}
+INIT_PARAMS["SteeredTTAClassifier"] = {
+    "extractor": EquivariantExtractor(**INIT_PARAMS["EquivariantExtractor"]),
+    "classifier": LogisticRegression(),
+    "n_augmentations": 4,
+    "random_state": 0,
 }
 
 _ESTIMATOR_MODULES = {
@@ -27,6 +44,8 @@ _ESTIMATOR_MODULES = {
     "SeAClassifier": "skfeat.probing",
     "SeAClassifierCV": "skfeat.probing",
     "AugSelfExtractor": "skfeat.extraction",
+    "EquivariantExtractor": "skfeat.extraction",
+    "SteeredTTAClassifier": "skfeat.probing",
 }
 
 

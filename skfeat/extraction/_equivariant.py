@@ -1,0 +1,627 @@
+# Authors: The skfeat developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""EquivariantExtractor: embeddings that learned linear maps steer."""
+
+import copy
+import os
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+from skorch.callbacks import PassthroughScoring
+from torch.utils.data import Dataset, Subset
+from torchvision.models import WeightsEnum
+
+from skfeat._engine import EquivariantNet, SSLModel, ssl_callbacks
+from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
+from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE
+from skfeat.extraction._base import _BaseImageExtractor
+from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
+from skfeat.models import get_backbone
+from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering
+from skfeat.nn._feature_aug import OPERATORS
+from skfeat.nn._steering import D4_ELEMENTS, orbit_permutation
+from skfeat.probing._sea import draw_seed
+from skfeat.transforms import (
+    AugmentationPipeline,
+    RandomCircularShift,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    SteeredAugmentation,
+)
+from skfeat.transforms._steered import COLOR_PARAMS, D4_PARAMS, VECTOR_PARAMS
+from skfeat.utils import autocast_dtype, resolve_device
+
+STEERINGS = {
+    "expm": ExpmSteering,
+    "hyper": HyperSteering,
+    "discrete": DiscreteSteering,
+    "orbit": None,
+}
+ORBIT_MODES = ("invariant", "concat")
+N_REFERENCE = 1024  # training embeddings kept for ood_score
+N_OOD_PARAMS = 32  # default steered embeddings per image in ood_score
+
+
+class EquivariantExtractor(_SelfSupervisedExtractor):
+    """Self-supervised embeddings that learned linear maps steer like augmentations.
+
+    ``fit`` trains a backbone ``f`` and a steering map ``M(g)`` so that the
+    embedding of an augmented input is predicted from the original one,
+    ``f(T_g x) ~ M(g) f(x)``, for the augmentation parameters g named by
+    ``steered`` (colour jitter by default), with ``M(0) = I`` exactly.  The
+    loss is the base objective on two views made with the augmentations that
+    are *not* steered, plus ``equivariance_weight`` times the equivariance
+    loss.  Augmentations then cost a matrix product in embedding space:
+    :meth:`transform_augmented` returns K steered embeddings of each image
+    from one encoder pass, which makes test-time augmentation
+    (:class:`~skfeat.SteeredTTAClassifier`) and OOD scores (:meth:`ood_score`)
+    cheap.
+
+    The idea and its claims come from the abstract of arXiv 2302.11349
+    (no public code); the parameterisation of ``M``, the losses and the
+    defaults are skfeat's reconstruction.  Read more in the
+    :ref:`User Guide <equivariant_extractor>`
+    (section "Steerable embeddings: ``EquivariantExtractor``" of
+    ``docs/user_guide.rst``).
+
+    Parameters
+    ----------
+    model : str or callable, default="resnet18"
+        Backbone, as for :class:`~skfeat.DeepFeatureExtractor`.
+    weights : str, os.PathLike, WeightsEnum or None, default=None
+        Starting weights, as for :class:`~skfeat.AugSelfExtractor`.
+    steered : tuple of str, default=("brightness", "contrast", "saturation", \
+"hue")
+        The steered augmentation parameters, in the column order of every
+        ``params`` argument: colour parameters for images (factors ``1 + g``
+        for the first three, hue shift ``g`` turns), ``"rot90"`` (g in
+        {0..3}) and ``"flip"`` (g in {0, 1}) with ``steering="discrete"``,
+        ``"scale"`` (factor ``exp(g)``) and ``"rotate"`` (``g`` radians about
+        the grey axis) on the last 3 features of vectors.  Ignored by
+        ``steering="orbit"``, whose params are always ``(rot90, flip)``.
+    steering : {"expm", "hyper", "discrete", "orbit"}, default="expm"
+        ``"expm"``: ``M(g) = expm(sum_j g_j A_j)`` with learned generators;
+        ``"hyper"``: ``I + U diag(h(g)) V^T``; ``"discrete"``: one learned map
+        per D4 element; ``"orbit"``: the training-free D4 orbit baseline
+        (no training; 8 encoder passes per image in ``transform``).
+    block_size : int, default=None
+        Width of the diagonal blocks of the ``"expm"`` generators; None is
+        full generators up to 256 features and 64-wide blocks beyond.
+    rank : int, default=None
+        Rank of the ``"expm"`` generators (instead of blocks) or of the
+        ``"hyper"`` correction (None: ``min(d, 16)``).
+    base : {"simclr", "simsiam", "byol", "moco", "supervised"}, default="simclr"
+        Objective on the non-steered views: a random resized crop and a
+        horizontal flip (unless flips are steered) for images, a circular
+        shift of the features before the steered block for vectors.
+        ``"supervised"`` is cross-entropy with the labels ``y``.
+    equivariance_loss : {"nce", "mse"}, default="nce"
+        InfoNCE between ``M(g) f(x)`` and ``f(T_g x)`` with the other rows as
+        negatives, or the squared distance of the normalised pair.
+    equivariance_weight : float, default=1.0
+        Weight of the equivariance loss.
+    temperature : float, default=0.2
+        Temperature of the InfoNCE losses.
+    orbit_mode : {"invariant", "concat"}, default="invariant"
+        ``steering="orbit"`` only: the mean of the 8 D4 embeddings, or their
+        concatenation (exactly equivariant: ``steer`` permutes blocks).
+    max_epochs : int, default=100
+        Training epochs.
+    batch_size : int, default=256
+        Samples per training step and per ``transform`` batch.
+    lr : float, default=0.03
+        Base SGD learning rate, scaled by ``batch_size / 256``, cosine-annealed.
+    weight_decay : float, default=5e-4
+        SGD weight decay (also of the steering map).
+    momentum : float, default=0.9
+        SGD momentum.
+    feature_augmentation : {"gaussian", "dropout", "interpolate"} or None, \
+default=None
+        Feature augmentation of the base loss at the projector (see
+        :class:`~skfeat.AugSelfExtractor`); never of the equivariance loss.
+    fa_strength : float, default=0.1
+        Noise scale, drop probability or interpolation range.
+    image_size : int, default=None
+        Side of the training views and of the ``transform`` crop.
+    checkpoint : str or os.PathLike, default=None
+        Directory of the per-epoch training state, as for
+        :class:`~skfeat.AugSelfExtractor` (resume, refusal of other fits).
+    device : str or torch.device, default="auto"
+        Training and extraction device; ``"auto"`` picks CUDA when available.
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Autocast precision; ``"auto"`` is mixed precision on CUDA only.
+    memory : str, os.PathLike or joblib.Memory, default=None
+        Per-sample feature cache of ``transform``, keyed by the weights.
+    num_workers : int, default=0
+        ``DataLoader`` workers for decoding images.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation, shuffling, augmentations and of the
+        training embeddings kept for :meth:`ood_score`.
+    verbose : int, default=0
+        Show progress bars with the loss when positive.
+
+    Attributes
+    ----------
+    backbone_ : skfeat.models.Backbone
+        The trained (or, for ``"orbit"``, the starting) backbone, in eval mode.
+    steering_ : torch.nn.Module or None
+        The steering map, on the CPU (``generators`` holds the ``"expm"``
+        generators); None for ``"orbit"``.
+    net_ : skorch.NeuralNet or None
+        The training engine (history with ``train_loss`` and
+        ``equivariance``); None for ``"orbit"``.
+    reference_embeddings_ : ndarray of shape (n_reference, n_features_out)
+        L2-normalised embeddings of up to 1024 training samples.
+    n_features_in_ : int
+        Number of input columns; set only for vector backbones.
+    n_iter_ : int
+        Epochs trained (0 for ``"orbit"``).
+    loss_curve_ : list of float
+        Mean training loss of every epoch.
+
+    See Also
+    --------
+    skfeat.SteeredTTAClassifier : Test-time augmentation in embedding space.
+    skfeat.AugSelfExtractor : Features that keep augmentation information.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skfeat import EquivariantExtractor
+    >>> X = np.random.RandomState(0).randn(64, 8).astype(np.float32)
+    >>> extractor = EquivariantExtractor(
+    ...     "mlp", steered=("scale", "rotate"), max_epochs=2, batch_size=32,
+    ...     random_state=0).fit(X)
+    >>> Z = extractor.transform(X)
+    >>> Z.shape
+    (64, 32)
+    >>> bool(np.array_equal(extractor.steer(Z, [0.0, 0.0]), Z))
+    True
+    >>> extractor.transform_augmented(X, [[0.1, 0.0], [0.0, 0.5]]).shape
+    (64, 2, 32)
+    """
+
+    _parameter_constraints = {
+        **_BaseImageExtractor._parameter_constraints,
+        "weights": [str, os.PathLike, WeightsEnum, None],
+        "steered": [tuple, list],
+        "steering": [StrOptions(set(STEERINGS))],
+        "block_size": [Interval(Integral, 1, None, closed="left"), None],
+        "rank": [Interval(Integral, 1, None, closed="left"), None],
+        "base": [StrOptions(set(BASES))],
+        "equivariance_loss": [StrOptions(set(EQUIVARIANCE_LOSSES))],
+        "equivariance_weight": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "orbit_mode": [StrOptions(set(ORBIT_MODES))],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "feature_augmentation": [StrOptions(set(OPERATORS)), None],
+        "fa_strength": [Interval(Real, 0, None, closed="left")],
+        "checkpoint": [str, os.PathLike, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        model="resnet18",
+        *,
+        weights=None,
+        steered=COLOR_PARAMS,
+        steering="expm",
+        block_size=None,
+        rank=None,
+        base="simclr",
+        equivariance_loss="nce",
+        equivariance_weight=1.0,
+        temperature=0.2,
+        orbit_mode="invariant",
+        max_epochs=100,
+        batch_size=256,
+        lr=0.03,
+        weight_decay=5e-4,
+        momentum=0.9,
+        feature_augmentation=None,
+        fa_strength=0.1,
+        image_size=None,
+        checkpoint=None,
+        device="auto",
+        precision="auto",
+        memory=None,
+        num_workers=0,
+        random_state=None,
+        verbose=0,
+    ):
+        self.model = model
+        self.weights = weights
+        self.steered = steered
+        self.steering = steering
+        self.block_size = block_size
+        self.rank = rank
+        self.base = base
+        self.equivariance_loss = equivariance_loss
+        self.equivariance_weight = equivariance_weight
+        self.temperature = temperature
+        self.orbit_mode = orbit_mode
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.feature_augmentation = feature_augmentation
+        self.fa_strength = fa_strength
+        self.image_size = image_size
+        self.checkpoint = checkpoint
+        self.device = device
+        self.precision = precision
+        self.memory = memory
+        self.num_workers = num_workers
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the backbone and the steering map on ``X``.
+
+        With ``steering="orbit"`` nothing is trained: the starting backbone
+        is kept.
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Training images, in any input ``DeepFeatureExtractor`` accepts,
+            or a 2-D array for vector backbones.
+        y : array-like of shape (n_samples,), default=None
+            Labels, used only by ``base="supervised"``.
+
+        Returns
+        -------
+        self : object
+            The fitted extractor.
+        """
+        kind, X = self._validate_input(X, reset=True)
+        self._check_settings(kind, X)
+        seed = draw_seed(self.random_state)
+        device = resolve_device(self.device)
+        in_features = X.shape[1] if kind == "vector" else None
+        backbone = get_backbone(
+            self.model, weights=self.weights, in_features=in_features
+        )
+        if self.steering == "orbit":
+            self.backbone_ = backbone.to(device).eval().requires_grad_(False)
+            self.net_, self.steering_ = None, None
+            self.n_iter_, self.loss_curve_ = 0, []
+        else:
+            labels, n_classes = self._encode_labels(y)
+            samples = self._training_samples(kind, X, backbone, labels)
+            dim = self._feature_width(backbone, samples)
+            net = self._build_net(
+                backbone, dim, kind, X, n_classes, len(samples), seed, device
+            )
+            self._train(net, samples, labels, seed, device)
+            steering = copy.deepcopy(net.steering_).cpu()
+            self.steering_ = steering.eval().requires_grad_(False)
+        self.reference_embeddings_ = self._reference_embeddings(X, kind, seed)
+        return self
+
+    def transform(self, X):
+        """Embed ``X`` with the fitted backbone (the D4 orbit for ``"orbit"``).
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Images, or a 2-D array for vector backbones.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, n_features_out), dtype float32
+            Rows in the order of ``X``.
+        """
+        check_is_fitted(self)
+        return self._extract_features(X)
+
+    def steer(self, Z, params):
+        """Apply the steering map ``M(g)`` to embeddings.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features_out)
+            Embeddings from :meth:`transform`.
+        params : array-like of shape (n_params,) or (n_samples, n_params)
+            One g for every row, or one per row; columns in the order of
+            ``steered`` (``(rot90, flip)`` for ``"orbit"``).  Zeros return
+            ``Z`` unchanged.
+
+        Returns
+        -------
+        steered : ndarray of shape (n_samples, n_features_out), dtype float32
+            ``M(g_i) z_i`` in row i.
+        """
+        check_is_fitted(self)
+        Z = check_array(Z, dtype=np.float32)
+        params = self._check_params(params, allow_rows=len(Z))
+        if self.steering == "orbit":
+            return self._permute_orbit(Z, params)
+        with torch.no_grad():
+            z = torch.from_numpy(Z)
+            g = torch.from_numpy(params)
+            if g.ndim == 1:
+                steered = z @ self.steering_.matrix(g).T
+            else:
+                steered = self.steering_(z, g)
+        return steered.numpy()
+
+    def transform_augmented(self, X, params_list):
+        """Embed ``X`` once and steer it by each of K parameter vectors.
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Inputs, as for :meth:`transform`.
+        params_list : array-like of shape (K, n_params)
+            The K parameter vectors g_k (see :meth:`steer`).
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, K, n_features_out)
+            ``M(g_k) f(x)``: one encoder pass per input.
+        """
+        check_is_fitted(self)
+        params_list = self._check_params(params_list, allow_rows=None, many=True)
+        Z = self.transform(X)
+        return np.stack([self.steer(Z, g) for g in params_list], axis=1)
+
+    def sample_params(self, n_samples, random_state=None):
+        """Draw augmentation parameters from the training distribution of g.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of parameter vectors.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draw.
+
+        Returns
+        -------
+        params : ndarray of shape (n_samples, n_params), dtype float32
+            For ``"orbit"``, random D4 elements ``(rot90, flip)``.
+        """
+        check_is_fitted(self)
+        generator = torch.Generator().manual_seed(draw_seed(random_state))
+        return self._steered_augmentation().sample(n_samples, generator).numpy()
+
+    def ood_score(self, X, params_list=None):
+        """Out-of-distribution score: higher is further from the training data.
+
+        Each input is steered by every g_k; the score is one minus the
+        largest cosine between a steered embedding and the kept training
+        embeddings, so an augmentation that maps an input back towards the
+        training data lowers its score.
+
+        Parameters
+        ----------
+        X : array-like, sequence of images or torch.utils.data.Dataset
+            Inputs, as for :meth:`transform`.
+        params_list : array-like of shape (K, n_params), default=None
+            The parameter vectors; None uses g = 0 and 31 draws of
+            :meth:`sample_params` with a fixed seed (the 8 D4 elements for
+            ``"orbit"``).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Values in [0, 2].
+        """
+        check_is_fitted(self)
+        if params_list is None:
+            params_list = self._default_ood_params()
+        steered = self.transform_augmented(X, params_list)
+        steered /= np.maximum(np.linalg.norm(steered, axis=2, keepdims=True), 1e-12)
+        reference = self.reference_embeddings_
+        views = steered.swapaxes(0, 1)
+        best = np.max([(view @ reference.T).max(1) for view in views], axis=0)
+        return 1.0 - best
+
+    def _default_ood_params(self):
+        if self.steering == "orbit":
+            return np.array(D4_ELEMENTS, dtype=np.float32)
+        draws = self.sample_params(N_OOD_PARAMS - 1, random_state=0)
+        return np.vstack([np.zeros((1, draws.shape[1]), np.float32), draws])
+
+    def _check_settings(self, kind, X):
+        """Check the parameters that depend on each other or on the input kind."""
+        if self.steering == "orbit":
+            if kind == "vector":
+                raise ValueError(
+                    "steering='orbit' rotates and flips images; it needs image "
+                    "inputs and an image backbone, got vectors."
+                )
+            return
+        if self.steering == "discrete":
+            valid = D4_PARAMS if kind == "image" else ()
+        else:
+            valid = COLOR_PARAMS if kind == "image" else VECTOR_PARAMS
+        steered = list(self.steered)
+        if (
+            not steered
+            or len(set(steered)) != len(steered)
+            or set(steered) - set(valid)
+        ):
+            raise ValueError(
+                f"steered must be distinct names among {valid} for steering="
+                f"{self.steering!r} and {kind} inputs; got {tuple(self.steered)!r}."
+            )
+        if kind == "vector" and "rotate" in steered and X.shape[1] < 3:
+            raise ValueError(
+                f"steered 'rotate' turns the last 3 features; X has {X.shape[1]}."
+            )
+        if self.block_size is not None and self.rank is not None:
+            raise ValueError("Set at most one of block_size and rank, not both.")
+        if self.feature_augmentation is not None and self.base == "supervised":
+            raise ValueError(
+                "feature_augmentation acts on a self-supervised base loss; it is "
+                "not available with base='supervised'."
+            )
+        if self.feature_augmentation == "dropout" and self.fa_strength >= 1:
+            raise ValueError(
+                "fa_strength is the drop probability of feature_augmentation="
+                f"'dropout' and must be < 1; got {self.fa_strength!r}."
+            )
+
+    def _check_params(self, params, allow_rows, many=False):
+        """Return ``params`` as float32 of shape (k,), (n, k) or, with many, (K, k)."""
+        params = np.asarray(params, dtype=np.float32)
+        width = 2 if self.steering == "orbit" else len(self.steered)
+        ok_shapes = [2] if many else [1, 2]
+        if (
+            params.ndim not in ok_shapes
+            or params.shape[-1] != width
+            or (params.ndim == 2 and not many and params.shape[0] != allow_rows)
+            or not np.isfinite(params).all()
+        ):
+            expected = (
+                "(K, n_params)" if many else "(n_params,) or (n_samples, n_params)"
+            )
+            raise ValueError(
+                f"params must be finite, of shape {expected} with n_params={width} "
+                f"and n_samples={allow_rows}; got shape {params.shape}."
+            )
+        return params
+
+    def _steered_augmentation(self, n_features=None):
+        names = D4_PARAMS if self.steering == "orbit" else self.steered
+        start = 0 if n_features is None else max(n_features - 3, 0)
+        return SteeredAugmentation(names, start=start)
+
+    def _base_views(self, kind, X, backbone):
+        """Return the non-steered augmentations of the two base views."""
+        if kind == "vector":
+            start = self._steered_augmentation(X.shape[1]).start
+            return AugmentationPipeline(
+                [RandomCircularShift(start)] if start > 1 else []
+            )
+        size = self._eval_preprocessing(backbone).crop_size
+        views = [RandomResizedCrop(size)]
+        if "flip" not in self.steered or self.steering != "discrete":
+            views.append(RandomHorizontalFlip())
+        return AugmentationPipeline(views)
+
+    def _steering_params(self, dim):
+        steering = {"dim": dim}
+        augmentation = self._steered_augmentation()
+        if self.steering == "discrete":
+            return {**steering, "sizes": augmentation.sizes}
+        steering["n_params"] = len(self.steered)
+        if self.steering == "expm":
+            steering["block_size"] = self.block_size
+        return {**steering, "rank": self.rank}
+
+    def _build_net(self, backbone, dim, kind, X, n_classes, n_samples, seed, device):
+        callbacks = ssl_callbacks(self.base, [], self.max_epochs, self.verbose)
+        callbacks.append(
+            ("equivariance", PassthroughScoring(name="equivariance", on_train=True))
+        )
+        callbacks += self._checkpoint_callbacks(n_samples)
+        n_features = X.shape[1] if kind == "vector" else None
+        steering = {
+            f"steering__{key}": value
+            for key, value in self._steering_params(dim).items()
+        }
+        return EquivariantNet(
+            SSLModel,
+            module__backbone=backbone,
+            module__base=self.base,
+            module__dim=dim,
+            module__n_classes=n_classes,
+            module__queue_size=min(MOCO_QUEUE_SIZE, max(n_samples, self.batch_size)),
+            aux_heads__in_features=dim,
+            aux_heads__aug_types={},
+            steering=STEERINGS[self.steering],
+            **steering,
+            steered_augmentation=self._steered_augmentation(n_features),
+            equivariance_loss=self.equivariance_loss,
+            equivariance_weight=self.equivariance_weight,
+            criterion=torch.nn.Identity,
+            optimizer=torch.optim.SGD,
+            optimizer__param_groups=(
+                [("predictor.*", {})] if self.base == "simsiam" else []
+            ),
+            lr=self.lr * self.batch_size / 256,
+            optimizer__momentum=self.momentum,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            callbacks=callbacks,
+            device=str(device),
+            verbose=int(self.verbose),
+            augmentations=self._base_views(kind, X, backbone),
+            base=self.base,
+            temperature=self.temperature,
+            feature_augmentation=self.feature_augmentation,
+            feature_augmenter__strength=self.fa_strength,
+            network_input=self._network_input,
+            autocast_dtype=autocast_dtype(self.precision, device),
+            seed=seed,
+            num_workers=self.num_workers,
+        )
+
+    def _reference_embeddings(self, X, kind, seed):
+        """L2-normalised embeddings of up to N_REFERENCE training samples."""
+        n = X.shape[0] if kind == "vector" else len(X)
+        rows = np.sort(np.random.RandomState(seed).permutation(n)[:N_REFERENCE])
+        if n <= N_REFERENCE:
+            subset = X
+        elif kind == "vector":
+            subset = X[rows]
+        elif isinstance(X, Dataset):
+            subset = Subset(X, rows)
+        else:
+            subset = [X[i] for i in rows]
+        Z = self.transform(subset)
+        return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+
+    def _forward_batch(self, backbone, batch):
+        """Embeddings of a batch; the D4 orbit mean or concatenation for ``"orbit"``."""
+        if self.steering != "orbit":
+            return super()._forward_batch(backbone, batch)
+        orbit = [
+            super(EquivariantExtractor, self)._forward_batch(
+                backbone, torch.rot90(batch.flip(-1) if s else batch, k, (-2, -1))
+            )
+            for k, s in D4_ELEMENTS
+        ]
+        if self.orbit_mode == "concat":
+            return torch.cat(orbit, 1)
+        return torch.stack(orbit).mean(0)
+
+    def _cache_identity(self, backbone):
+        identity = super()._cache_identity(backbone)
+        if self.steering == "orbit":
+            identity["orbit_mode"] = self.orbit_mode
+        return identity
+
+    def _permute_orbit(self, Z, params):
+        """Steer concatenated orbit embeddings by a D4 element (a block permutation)."""
+        if self.orbit_mode == "invariant":
+            return Z.copy()
+        if (
+            not np.isin(params[..., 0], range(4)).all()
+            or not np.isin(params[..., 1], range(2)).all()
+        ):
+            raise ValueError(
+                "orbit params are (rot90 in {0, 1, 2, 3}, flip in {0, 1}); "
+                f"got {params.tolist()}."
+            )
+        blocks = Z.reshape(len(Z), len(D4_ELEMENTS), -1)
+        elements = np.broadcast_to(params, (len(Z), 2)).astype(int)
+        out = np.empty_like(blocks)
+        for element in {tuple(e) for e in elements.tolist()}:
+            rows = (elements == element).all(1)
+            out[rows] = blocks[rows][:, orbit_permutation(element)]
+        return out.reshape(Z.shape)
