@@ -54,12 +54,13 @@ class SeAMultiHeadNet(FeatureNet):
     """Engine of ``SeAClassifierCV``: many SeA heads trained in one pass.
 
     ``X["m"]`` is an (n, G) matrix of 0/1 row masks: the training rows of each
-    fold, and all rows for the refit group.  Group ``g`` holds one head per
-    eta (head ``g * len(etas) + e``), follows the batch schedule a separate
-    fit on its rows would (:class:`GroupedBatches`), and computes the SeA step
-    of all its heads at once, sharing the batch's Gram matrix.  The loss is
-    the sum over heads of each head's mean loss, so every head follows its own
-    SeA trajectory.
+    fold, and all rows for the refit group; ``X["w"]`` holds the sample
+    weights, read as multiplicities as in :class:`SeANet`.  Group ``g``
+    holds one head per eta (head ``g * len(etas) + e``), follows the batch
+    schedule a separate fit on its rows would (:class:`GroupedBatches`), and
+    computes the SeA step of all its heads at once, sharing the batch's Gram
+    matrix.  The loss is the sum over heads of each head's weighted mean
+    loss, so every head follows its own SeA trajectory.
 
     Parameters
     ----------
@@ -111,11 +112,13 @@ class SeAMultiHeadNet(FeatureNet):
         return self
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Sum over the heads of ``y_pred`` (H, b, C) of their mean loss."""
+        """Sum over the heads of ``y_pred`` (H, b, C) of their weighted mean loss."""
         losses = self.criterion_(
             y_pred.reshape(-1, y_pred.shape[-1]), y_true.repeat(len(y_pred))
-        )
-        return losses.reshape(len(y_pred), -1).mean(1).sum()
+        ).reshape(len(y_pred), -1)
+        weights = X["w"]
+        total = weights.sum().clamp(min=torch.finfo(weights.dtype).tiny)
+        return ((losses * weights).sum(1) / total).sum()
 
     def train_step_single(self, batch, **fit_params):
         """SeA step of every head of every group that has a batch, then backward."""
@@ -130,6 +133,10 @@ class SeAMultiHeadNet(FeatureNet):
                 continue
             rows = rows.to(x_all.device)
             gram = None if gram_all is None else gram_all[rows[:, None], rows]
+            weights = tensors["w"][rows]
+            multiplicity = None
+            if not bool((weights == 1).all()):
+                multiplicity = weights.expand(len(weight), -1)
             logits = multihead_sea_logits(
                 weight,
                 x_all[rows],
@@ -138,9 +145,12 @@ class SeAMultiHeadNet(FeatureNet):
                 alpha=self.alpha,
                 temperature=self.criterion_.temperature,
                 margin=self.criterion_.margin,
+                multiplicity=multiplicity,
                 gram=gram,
             )
-            loss = loss + self.get_loss(logits, y_all[rows], training=True)
+            loss = loss + self.get_loss(
+                logits, y_all[rows], X={"w": weights}, training=True
+            )
         loss.backward()
         return {"loss": loss, "y_pred": None}
 
