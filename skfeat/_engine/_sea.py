@@ -12,6 +12,13 @@ from skfeat.nn import multihead_sea_logits, sea_augment
 class SeANet(FeatureNet):
     """Engine of ``SeAClassifier``: every training batch is replaced by its SeA copy.
 
+    A step computes the augmented batch's logits one of two ways, whichever
+    costs fewer multiply-adds for the batch's shape (b, d): explicitly
+    (:func:`~skfeat.nn.sea_augment`, two (b, b) x (b, d) products), or through
+    the batch's Gram matrix (:func:`~skfeat.nn.multihead_sea_logits` with one
+    head: one (b, d) x (d, b) product and (b, b) x (b, b) ones), cheaper when
+    ``b < d``.  Both give the same logits up to rounding.
+
     Parameters
     ----------
     eta : float
@@ -30,21 +37,45 @@ class SeANet(FeatureNet):
     def _mean_loss(self, logits, y):
         return self.criterion_(logits, y).mean()
 
+    @staticmethod
+    def uses_gram(n_rows, n_features):
+        """Whether the Gram-matrix step is cheaper for a (n_rows, n_features) batch.
+
+        Explicit: about ``2 b^2 d`` multiply-adds; Gram: ``b^2 d + b^3``.
+        """
+        return n_rows < n_features
+
+    def augmented_logits(self, x, y, weights):
+        """Logits of the SeA-augmented batch under the module's linear head."""
+        multiplicity = None if bool((weights == 1).all()) else weights
+        if self.eta > 0 and self.uses_gram(*x.shape):
+            weight = self.module_.linear.weight
+            return multihead_sea_logits(
+                weight[None],
+                x,
+                y,
+                torch.tensor([self.eta], dtype=weight.dtype, device=weight.device),
+                alpha=self.alpha,
+                temperature=self.criterion_.temperature,
+                margin=self.criterion_.margin,
+                multiplicity=None if multiplicity is None else multiplicity[None],
+            )[0]
+        x = sea_augment(
+            self.module_,
+            x,
+            y,
+            eta=self.eta,
+            alpha=self.alpha,
+            loss_fn=self._mean_loss,
+            multiplicity=multiplicity,
+        )
+        return self.module_(x)
+
     def train_step_single(self, batch, **fit_params):
         """Augment the batch (SeA), then forward, weighted loss and backward."""
         self._set_training(True)
         Xi, yi = batch
-        weights = Xi["w"]
-        x = sea_augment(
-            self.module_,
-            Xi["x"],
-            yi,
-            eta=self.eta,
-            alpha=self.alpha,
-            loss_fn=self._mean_loss,
-            multiplicity=None if bool((weights == 1).all()) else weights,
-        )
-        y_pred = self.module_(x)
+        y_pred = self.augmented_logits(Xi["x"], yi, Xi["w"])
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
