@@ -51,9 +51,11 @@ def reference_fit(
 ):
     """Return W trained as the SeA pseudocode says, seeded like SeAClassifier."""
     seed = int(np.random.RandomState(random_state).randint(np.iinfo(np.int32).max))
-    X32 = np.asarray(X, dtype=np.float32)
-    X32 = X32 / np.maximum(np.linalg.norm(X32, axis=1, keepdims=True), 1e-12)
-    X = torch.from_numpy(X32).double()
+    # Features are held as float32 and normalised in the training dtype.
+    X = np.asarray(X, dtype=np.float32).astype(np.float64)
+    X = torch.from_numpy(
+        X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    )
     y = torch.as_tensor(y)
     n, d = X.shape
     n_classes = int(y.max()) + 1

@@ -7,6 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from skfeat import SeAClassifier, SeAClassifierCV
+from skfeat._engine._feature import fits_on_device
 from skfeat.datasets import make_lowshot_features
 from skfeat.probing._sea import SHARED_PARAMETER_DOCS
 
@@ -38,7 +39,7 @@ def lowshot():
     return X, y
 
 
-@pytest.mark.parametrize("estimator, check", _float32_checks())
+@pytest.mark.parametrize("estimator, check", list(_float32_checks()))
 def test_sea_float32_passes_sklearn_checks(estimator, check):
     """With precision="float32", every other scikit-learn check passes."""
     check(estimator)
@@ -121,3 +122,34 @@ def test_sea_bad_precision(lowshot):
     """An unknown precision is a ValueError naming the parameter."""
     with pytest.raises(ValueError, match="precision"):
         SeAClassifier(precision="float16").fit(*lowshot)
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=lambda p: type(p).__name__)
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_sea_fit_trains_on_the_callers_matrix_without_copy(
+    probe, precision, lowshot, monkeypatch
+):
+    """A C-contiguous float32 X is batched from in place: no whole copy (issue 12)."""
+    X, y = lowshot
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    engine = type(probe.set_params(max_epochs=1).fit(X, y).net_)
+    held = []
+    original = engine._to_device_tensors
+
+    def record(self, dataset):
+        tensors = original(self, dataset)
+        held.append(tensors["x"])
+        return tensors
+
+    monkeypatch.setattr(engine, "_to_device_tensors", record)
+    probe.set_params(precision=precision).fit(X, y)
+    assert held and all(x.data_ptr() == X.ctypes.data for x in held)
+    assert all(x.dtype == torch.float32 for x in held)
+
+
+def test_sea_features_stay_on_host_when_the_device_is_too_small(monkeypatch):
+    """On CUDA, a matrix over half the free device memory is batched from the host."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (1000, 10**6))
+    assert fits_on_device(torch.zeros(100, dtype=torch.float32), "cuda")
+    assert not fits_on_device(torch.zeros(200, dtype=torch.float32), "cuda")
+    assert fits_on_device(torch.zeros(10**6), "cpu")

@@ -128,12 +128,17 @@ class SeAMultiHeadNet(FeatureNet):
     def _to_device_tensors(self, dataset):
         """Add the training set's Gram matrix when it fits in ``gram_bytes_limit``.
 
-        Every batch's Gram matrix is then a gather instead of a product.
+        Every batch's Gram matrix is then a gather instead of a product.  The
+        limit bounds the normalised copy of the features it needs too: at
+        most ``sqrt(gram_bytes_limit / 8)`` rows.
         """
         tensors = super()._to_device_tensors(dataset)
         x = tensors["x"]
-        if len(x) * len(x) * x.element_size() <= self.gram_bytes_limit:
-            tensors["gram"] = x @ x.T
+        dtype = next(self.module_.parameters()).dtype
+        itemsize = torch.finfo(dtype).bits // 8
+        if len(x) * len(x) * itemsize <= self.gram_bytes_limit:
+            normalized = self.prepare_features(x)
+            tensors["gram"] = normalized @ normalized.T
         return tensors
 
     def initialize_module(self):
@@ -157,20 +162,22 @@ class SeAMultiHeadNet(FeatureNet):
         grouped, _ = batch
         tensors = grouped.tensors
         x_all, y_all, gram_all = tensors["x"], tensors["y"], tensors.get("gram")
-        etas = torch.as_tensor(self.etas, dtype=x_all.dtype, device=x_all.device)
-        loss = x_all.new_zeros(())
+        weight_dtype = tensors["w"].dtype
+        etas = torch.as_tensor(self.etas, dtype=weight_dtype, device=self.device)
+        loss = torch.zeros((), dtype=weight_dtype, device=self.device)
         for weight, rows in zip(self.module_.groups, grouped.rows):
             if rows is None:
                 continue
-            rows = rows.to(x_all.device)
+            rows = rows.to(self.device)
             gram = None if gram_all is None else gram_all[rows[:, None], rows]
             weights = tensors["w"][rows]
+            x = self.prepare_features(x_all[rows.to(x_all.device)])
             multiplicity = None
             if not bool((weights == 1).all()):
                 multiplicity = weights.expand(len(weight), -1)
             logits = multihead_sea_logits(
                 weight,
-                x_all[rows],
+                x,
                 y_all[rows],
                 etas,
                 alpha=self.alpha,

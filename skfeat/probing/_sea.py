@@ -38,6 +38,9 @@ from skfeat.utils._torch import TRAINING_PRECISIONS
 
 COLLAPSE_MARGIN = 0.10
 COLLAPSE_CHECK_ROWS = 1000  # accuracy to about +-1.5 points, against a 10-point margin
+# Predictions convert X to float64 this many rows at a time, so predicting on
+# a large float32 matrix needs no float64 copy of it.
+PREDICT_CHUNK_ROWS = 4096
 
 
 def _normalize_rows(X):
@@ -182,7 +185,12 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X):
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        return _normalize_rows(X).astype(np.float64) @ self.coef_.T
+        logits = np.empty((len(X), len(self.coef_)))
+        for start in range(0, len(X), PREDICT_CHUNK_ROWS):
+            rows = slice(start, start + PREDICT_CHUNK_ROWS)
+            features = _normalize_rows(X[rows].astype(np.float64))
+            logits[rows] = features @ self.coef_.T
+        return logits
 
     def decision_function(self, X):
         """Class scores ``W n(x)``; for two classes, the score difference.
@@ -431,19 +439,19 @@ class SeAClassifier(BaseSeA):
             X, y, sample_weight
         )
         seed, device, dtype = self._training_context()
-        features = _normalize_rows(X)
         net = self._build_net(X.shape[1], len(classes), seed, device, dtype)
         batch = min(self.batch_size, len(X))
         # The largest product of a step: the batch's Gram matrix.
         threads = training_threads(batch * batch * X.shape[1], device, dtype)
         with torch_threads(threads), seeded(seed, device):
-            net.fit({"x": features, "w": sample_weight}, codes)
+            # The engine normalises the rows batch by batch: no copy of X.
+            net.fit({"x": X, "w": sample_weight}, codes)
         self.classes_ = classes
         self._record_training(net, net.module_.linear.weight.detach().cpu().numpy())
-        self._warn_on_collapse(features, codes, sample_weight)
+        self._warn_on_collapse(X, codes, sample_weight)
         return self
 
-    def _warn_on_collapse(self, features, y, sample_weight):
+    def _warn_on_collapse(self, X, y, sample_weight):
         """Warn when the augmented model fits its clean training data badly.
 
         The reference is a clean linear model on the same normalised features:
@@ -461,7 +469,7 @@ class SeAClassifier(BaseSeA):
             rows = np.random.RandomState(0).choice(
                 rows, COLLAPSE_CHECK_ROWS, replace=False
             )
-        features = features[rows].astype(np.float64)
+        features = _normalize_rows(X[rows].astype(np.float64))
         weights = sample_weight[rows]
         clean = RidgeClassifier(alpha=1.0, fit_intercept=False)
         with threadpool_limits(1, user_api="blas"):  # small solve beside torch's pool
