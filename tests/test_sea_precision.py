@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from skfeat import SeAClassifier, SeAClassifierCV
@@ -23,7 +24,7 @@ FLOAT32_EXACT_CHECKS = {"check_sample_weight_equivalence_on_dense_data"}
 
 def _float32_checks():
     for probe in PROBES:
-        probe = probe.set_params(precision="float32")
+        probe = clone(probe).set_params(precision="float32")
         for estimator, check in estimator_checks_generator(probe, mark="skip"):
             if check.func.__name__ not in FLOAT32_EXACT_CHECKS:
                 yield pytest.param(
@@ -52,7 +53,7 @@ def test_sea_float32_passes_sklearn_checks(estimator, check):
 )
 def test_sea_precision_sets_the_training_dtype(probe, precision, dtype, lowshot):
     """The heads train in the chosen dtype (auto is float64 on the CPU)."""
-    fitted = probe.set_params(precision=precision, device="cpu").fit(*lowshot)
+    fitted = clone(probe).set_params(precision=precision, device="cpu").fit(*lowshot)
     assert next(fitted.net_.module_.parameters()).dtype == dtype
     assert fitted.coef_.dtype == np.float64
 
@@ -61,10 +62,10 @@ def test_sea_precision_sets_the_training_dtype(probe, precision, dtype, lowshot)
 def test_sea_float32_fit_follows_float64_fit(probe, lowshot):
     """float32 and float64 fits from the same seed end close and predict alike."""
     X, y = lowshot
-    single = probe.set_params(precision="float64").fit(X, y)
+    single = clone(probe).set_params(precision="float64").fit(X, y)
     double_coef = single.coef_
     predictions = single.predict(X)
-    fitted = probe.set_params(precision="float32").fit(X, y)
+    fitted = clone(probe).set_params(precision="float32").fit(X, y)
     assert_allclose(fitted.coef_, double_coef, atol=1e-3)
     assert_array_equal(fitted.predict(X), predictions)
 
@@ -74,13 +75,15 @@ def _weighted_and_repeated(probe, X, y, precision):
     params = dict(precision=precision, batch_size=len(X) * 4)
     if isinstance(probe, SeAClassifierCV):
         params["cv"] = [(np.arange(len(y)), np.arange(len(y)))]
-    weighted = probe.set_params(**params).fit(X, y, sample_weight=weights)
+    weighted = clone(probe).set_params(**params).fit(X, y, sample_weight=weights)
     weighted_logits = weighted.decision_function(X)
     params["cv"] = [(np.arange(weights.sum()), np.arange(weights.sum()))]
     if not isinstance(probe, SeAClassifierCV):
         params.pop("cv")
-    repeated = probe.set_params(**params).fit(
-        np.repeat(X, weights, axis=0), np.repeat(y, weights)
+    repeated = (
+        clone(probe)
+        .set_params(**params)
+        .fit(np.repeat(X, weights, axis=0), np.repeat(y, weights))
     )
     return weighted_logits, repeated.decision_function(X)
 
@@ -132,7 +135,7 @@ def test_sea_fit_trains_on_the_callers_matrix_without_copy(
     """A C-contiguous float32 X is batched from in place: no whole copy (issue 12)."""
     X, y = lowshot
     X = np.ascontiguousarray(X, dtype=np.float32)
-    engine = type(probe.set_params(max_epochs=1).fit(X, y).net_)
+    engine = type(clone(probe).set_params(max_epochs=1).fit(X, y).net_)
     held = []
     original = engine._to_device_tensors
 
@@ -142,7 +145,7 @@ def test_sea_fit_trains_on_the_callers_matrix_without_copy(
         return tensors
 
     monkeypatch.setattr(engine, "_to_device_tensors", record)
-    probe.set_params(precision=precision).fit(X, y)
+    clone(probe).set_params(precision=precision).fit(X, y)
     assert held and all(x.data_ptr() == X.ctypes.data for x in held)
     assert all(x.dtype == torch.float32 for x in held)
 

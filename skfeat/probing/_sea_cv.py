@@ -15,9 +15,11 @@ from sklearn.utils._param_validation import StrOptions
 from skfeat._engine import SeAMultiHeadNet
 from skfeat.nn import MultiLinearHead
 from skfeat.probing._sea import (
+    PREDICT_CHUNK_ROWS,
     SHARED_PARAMETER_DOCS,
     BaseSeA,
     SeAClassifier,
+    _normalize_rows,
 )
 from skfeat.utils import seeded, torch_threads, training_threads
 from skfeat.utils._docstring import fill_parameter_docs
@@ -75,13 +77,31 @@ def select_margin(cv_results):
     return int(best[np.argmax(cv_results["mean_test_margin"][best])])
 
 
-def _mean_margin(logits, codes, sample_weight=None):
-    """Mean over rows of the true class's logit minus the largest other logit."""
+def _margins(logits, codes):
+    """Per row, the true class's logit minus the largest other logit."""
     rows = np.arange(len(codes))
     others = logits.copy()
     others[rows, codes] = -np.inf
-    margins = logits[rows, codes] - others.max(axis=1)
-    return float(np.average(margins, weights=sample_weight))
+    return logits[rows, codes] - others.max(axis=1)
+
+
+def _fold_accuracy_and_margin(X, codes, sample_weight, test, coefs):
+    """Weighted accuracy and mean margin of every head on the rows ``test``.
+
+    ``coefs`` (E, C, d) are one fold's heads.  The rows are read
+    ``PREDICT_CHUNK_ROWS`` at a time, so no copy of the fold is made.
+    """
+    correct, margin = np.zeros((2, len(coefs)))
+    for start in range(0, len(test), PREDICT_CHUNK_ROWS):
+        rows = test[start : start + PREDICT_CHUNK_ROWS]
+        features = _normalize_rows(X[rows].astype(np.float64))
+        weights = sample_weight[rows]
+        for e, coef in enumerate(coefs):
+            logits = features @ coef.T
+            correct[e] += weights @ (logits.argmax(axis=1) == codes[rows])
+            margin[e] += weights @ _margins(logits, codes[rows])
+    total = sample_weight[test].sum()
+    return correct / total, margin / total
 
 
 SELECTION_RULES = {
@@ -354,20 +374,16 @@ class SeAClassifierCV(BaseSeA):
 
     def _record_cv_results(self, X, codes, sample_weight, etas, folds, coefs):
         """Score every fold's heads on its validation rows; return the chosen index."""
-        y = self.classes_[codes]
-        scorer = check_scoring(self._probe(), scoring=self.scoring)
         scores, margins = np.empty((2, len(etas), len(folds)))
-        for i, eta in enumerate(etas):
-            for k, (_, test) in enumerate(folds):
-                head = self._probe(eta=float(eta))
-                head.classes_ = self.classes_
-                head.coef_ = coefs[k * len(etas) + i].astype(np.float64)
-                head.n_features_in_ = X.shape[1]
-                weights = sample_weight[test]
-                scores[i, k] = scorer(head, X[test], y[test], sample_weight=weights)
-                margins[i, k] = _mean_margin(
-                    head._logits(X[test]), codes[test], weights
-                )
+        for k, (_, test) in enumerate(folds):
+            heads = coefs[k * len(etas) : (k + 1) * len(etas)].astype(np.float64)
+            accuracy, margins[:, k] = _fold_accuracy_and_margin(
+                X, codes, sample_weight, test, heads
+            )
+            if self.scoring is None:  # accuracy, as the probes' score
+                scores[:, k] = accuracy
+            else:
+                scores[:, k] = self._fold_scores(X, codes, sample_weight, test, heads)
         means = scores.mean(axis=1)
         ranks = rankdata(-means, method="min").astype(np.int32)  # as GridSearchCV
         self.cv_results_ = {
@@ -383,6 +399,24 @@ class SeAClassifierCV(BaseSeA):
         self.eta_ = float(etas[best])
         self.best_score_ = float(means[best])
         return best
+
+    def _fold_scores(self, X, codes, sample_weight, test, heads):
+        """``scoring`` of every head of a fold on its validation rows."""
+        scorer = check_scoring(self._probe(), scoring=self.scoring)
+        scores = []
+        for coef in heads:
+            head = self._probe()
+            head.classes_, head.coef_ = self.classes_, coef
+            head.n_features_in_ = X.shape[1]
+            scores.append(
+                scorer(
+                    head,
+                    X[test],
+                    self.classes_[codes[test]],
+                    sample_weight=sample_weight[test],
+                )
+            )
+        return scores
 
     def _select(self, cv_results):
         rule = self.selection
