@@ -464,6 +464,24 @@ class SeAClassifier(BaseSeA):
         """
         if self.eta == 0:
             return
+        achieved, reference = self._clean_training_accuracy(X, y, sample_weight)
+        if achieved < reference - COLLAPSE_MARGIN:
+            warnings.warn(
+                f"SeAClassifier(eta={self.eta}) reaches {achieved:.1%} training "
+                f"accuracy, far below the {reference:.1%} of a linear model fitted "
+                "to the same features without augmentation: the augmentation is "
+                "too strong for these features. Use a smaller eta, or choose it by "
+                "cross-validation with SeAClassifierCV.",
+                ConvergenceWarning,
+                stacklevel=4,  # the caller of fit, past the _fit_context wrapper
+            )
+
+    def _clean_training_accuracy(self, X, y, sample_weight):
+        """Training accuracy of the model and of the clean ridge reference.
+
+        Both on the same normalised training rows (at most
+        ``COLLAPSE_CHECK_ROWS`` of them); ``y`` holds the label codes.
+        """
         rows = np.arange(len(y))
         if len(rows) > COLLAPSE_CHECK_ROWS:
             rows = np.random.RandomState(0).choice(
@@ -478,16 +496,7 @@ class SeAClassifier(BaseSeA):
         achieved = np.average(
             (features @ self.coef_.T).argmax(1) == y[rows], weights=weights
         )
-        if achieved < reference - COLLAPSE_MARGIN:
-            warnings.warn(
-                f"SeAClassifier(eta={self.eta}) reaches {achieved:.1%} training "
-                f"accuracy, far below the {reference:.1%} of a linear model fitted "
-                "to the same features without augmentation: the augmentation is "
-                "too strong for these features. Use a smaller eta, or choose it by "
-                "cross-validation with SeAClassifierCV.",
-                ConvergenceWarning,
-                stacklevel=4,  # the caller of fit, past the _fit_context wrapper
-            )
+        return achieved, reference
 
     def _build_net(self, n_features, n_classes, seed, device, dtype):
         parameters = self._engine_parameters(seed, device, dtype)
