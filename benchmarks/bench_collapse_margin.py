@@ -2,7 +2,8 @@
 
 Data and protocol as ``bench_eta_selection.py``: EfficientNet-Lite0 features
 of digits, MNIST, skimage textures and lfw faces; a fixed stratified 30% test
-split; k training shots per class, several seeds.  Every cell fits
+split; k training shots per class (or all the training images), several
+seeds.  Every cell fits
 ``SeAClassifier`` at each eta of ``--etas`` (eta = 0 is the reference) and
 records, per fit with eta > 0:
 
@@ -16,7 +17,7 @@ For each candidate margin it prints the false-alarm rate (warned, no
 collapse, over the fits without collapse) and the miss rate (collapse, no
 warning, over the collapsed fits), and which margin the code uses.
 
-Usage: python benchmarks/bench_collapse_margin.py [--seeds 3] [--shots 5,10,20]
+Usage: python benchmarks/bench_collapse_margin.py [--seeds 3] [--shots 5,20,all]
        [--etas 0,0.4,0.8,1.2] [--datasets digits,mnist,textures,faces]
 """
 
@@ -98,7 +99,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="digits,mnist,textures,faces")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--shots", default="5,10,20")
+    parser.add_argument("--shots", default="5,20,all")
     parser.add_argument("--etas", default="0,0.4,0.8,1.2")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--collapse", type=float, default=0.10)
@@ -107,7 +108,7 @@ if __name__ == "__main__":
     main(
         args.datasets.split(","),
         range(args.seeds),
-        [int(k) for k in args.shots.split(",")],
+        [k if k == "all" else int(k) for k in args.shots.split(",")],
         [float(eta) for eta in args.etas.split(",")],
         args.epochs,
         args.collapse,
