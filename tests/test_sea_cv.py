@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from skfeat import SeAClassifier, SeAClassifierCV
 from skfeat.datasets import make_lowshot_features
 from skfeat.nn import SeALoss, multihead_sea_logits, sea_augment
+from skfeat.probing import _sea_cv
 from skfeat.probing._sea_cv import SELECTION_RULES
 
 ETAS = (0.0, 0.4, 0.8, 1.2)
@@ -354,3 +355,19 @@ def test_cv_results_margin_equals_explicit_computation(lowshot):
                 true = row[label]
                 expected[i] += (true - np.delete(row, label).max()) / len(test) / 3
     assert_allclose(clf.cv_results_["mean_test_margin"], expected)
+
+
+def test_cv_results_do_not_depend_on_the_scoring_chunk(lowshot, monkeypatch):
+    """Validation rows read in chunks score as in one piece (issue 12)."""
+    X, y = lowshot
+    weights = np.random.RandomState(0).randint(1, 4, len(y))
+    clf = SeAClassifierCV(etas=(0.0, 0.8), max_epochs=3, random_state=0)
+    whole = clf.fit(X, y, sample_weight=weights).cv_results_
+    monkeypatch.setattr(_sea_cv, "PREDICT_CHUNK_ROWS", 3)
+    chunked = clone(clf).fit(X, y, sample_weight=weights).cv_results_
+    for key in ("mean_test_score", "mean_test_margin"):
+        assert_allclose(chunked[key], whole[key], rtol=1e-12)
+    accuracy = SeAClassifierCV(
+        etas=(0.0, 0.8), max_epochs=3, random_state=0, scoring="accuracy"
+    ).fit(X, y, sample_weight=weights)
+    assert_allclose(accuracy.cv_results_["mean_test_score"], whole["mean_test_score"])

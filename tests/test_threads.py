@@ -57,6 +57,10 @@ def test_training_threads_rule(caller_threads):
     assert training_threads(256 * 256 * 1280, torch.device("cpu")) == 1
     assert training_threads(10**10, torch.device("cpu")) == caller_threads
     assert training_threads(10, torch.device("cuda")) == caller_threads
+    # A float32 multiply-add counts as half a float64 one.
+    work = 3 * 10**9 // 2
+    assert training_threads(work, torch.device("cpu")) == caller_threads
+    assert training_threads(work, torch.device("cpu"), torch.float32) == 1
 
 
 @pytest.mark.parametrize("Estimator", [SeAClassifier, SeAClassifierCV])
@@ -75,7 +79,7 @@ def test_sea_fit_trains_on_one_thread_and_restores(
 def test_sea_fit_runs_with_the_chosen_count(Estimator, data, monkeypatch):
     """The count the rule chooses is the one the training steps run with."""
     engine, module = ENGINES[Estimator]
-    monkeypatch.setattr(module, "training_threads", lambda work, device: 3)
+    monkeypatch.setattr(module, "training_threads", lambda work, device, dtype: 3)
     seen = []
     _record_threads(monkeypatch, engine, seen)
     before = torch.get_num_threads()

@@ -19,12 +19,16 @@ class TensorBatches:
         Rows per batch; the last partial batch is kept.
     generator : torch.Generator, default=None
         When given, every pass draws a fresh permutation from it.
+    prepare : callable, default=None
+        Applied to every batch dict after slicing, e.g. to move rows held on
+        the host to the device.
     """
 
-    def __init__(self, tensors, batch_size, generator=None):
+    def __init__(self, tensors, batch_size, generator=None, prepare=None):
         self.tensors = tensors
         self.batch_size = batch_size
         self.generator = generator
+        self.prepare = prepare
 
     def __len__(self):
         n = len(next(iter(self.tensors.values())))
@@ -41,6 +45,8 @@ class TensorBatches:
             else:
                 rows = order[start : start + self.batch_size]
             batch = {key: value[rows] for key, value in self.tensors.items()}
+            if self.prepare is not None:
+                batch = self.prepare(batch)
             yield batch, batch.pop("y")
 
 

@@ -9,15 +9,37 @@ from skorch import NeuralNet
 from torch.utils.data import Subset
 
 from skfeat._engine._batches import TensorBatches
+from skfeat.nn import l2_normalize
+
+# Share of the free device memory the feature matrix may take; larger
+# matrices stay on the host and move to the device batch by batch.
+DEVICE_MEMORY_SHARE = 0.5
+
+
+def fits_on_device(tensor, device):
+    """Whether ``tensor`` may be moved to ``device`` whole.
+
+    Always on the CPU (where "moving" is no copy); on CUDA, when it takes at
+    most ``DEVICE_MEMORY_SHARE`` of the free device memory.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return tensor.numel() * tensor.element_size() <= DEVICE_MEMORY_SHARE * free
 
 
 class FeatureNet(NeuralNet):
     """Base engine for training on a fixed feature matrix.
 
-    ``fit`` takes ``X``, a dict of aligned arrays (``"x"``: the features, plus
-    per-row data such as sample weights), and integer ``y``.  Arrays travel as
-    float32 and are cast to the module's dtype once per fit.  Shuffling draws
-    from a generator seeded by ``seed``, never from torch's global generator.
+    ``fit`` takes ``X``, a dict of aligned arrays (``"x"``: the raw float32
+    features, plus per-row data such as sample weights), and integer ``y``.
+    The feature matrix is never copied whole: it stays float32 where it is
+    (host memory, or the device once when it fits there) and every batch is
+    moved to the device, cast to the module's dtype and L2-normalised row by
+    row (:meth:`prepare_features`).  The other arrays are small and cast once
+    per fit.  Shuffling draws from a generator seeded by ``seed``, never from
+    torch's global generator.
 
     Parameters
     ----------
@@ -45,7 +67,21 @@ class FeatureNet(NeuralNet):
         is freed with the dataset when the fit ends.
         """
         generator = self.shuffle_generator_ if training else None
-        return TensorBatches(self._cached_tensors(dataset), self.batch_size, generator)
+        return TensorBatches(
+            self._cached_tensors(dataset),
+            self.batch_size,
+            generator,
+            prepare=self._prepare_batch,
+        )
+
+    def prepare_features(self, x):
+        """Move rows of the feature matrix to the device, cast and normalise them."""
+        dtype = next(self.module_.parameters()).dtype
+        return l2_normalize(x.to(self.device, dtype, non_blocking=True))
+
+    def _prepare_batch(self, batch):
+        batch["x"] = self.prepare_features(batch["x"])
+        return batch
 
     def _cached_tensors(self, dataset):
         if not hasattr(self, "_device_tensors"):
@@ -62,7 +98,12 @@ class FeatureNet(NeuralNet):
         tensors = {
             key: torch.as_tensor(value)[rows].to(self.device, dtype)
             for key, value in dataset.X.items()
+            if key != "x"
         }
+        features = torch.as_tensor(dataset.X["x"])[rows]
+        if fits_on_device(features, self.device):
+            features = features.to(self.device)
+        tensors["x"] = features
         n = len(tensors["x"])
         y = torch.zeros(n, dtype=torch.long) if dataset.y is None else dataset.y
         tensors["y"] = torch.as_tensor(y)[rows].to(self.device)

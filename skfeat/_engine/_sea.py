@@ -12,6 +12,13 @@ from skfeat.nn import multihead_sea_logits, sea_augment
 class SeANet(FeatureNet):
     """Engine of ``SeAClassifier``: every training batch is replaced by its SeA copy.
 
+    A step computes the augmented batch's logits one of two ways, whichever
+    costs fewer multiply-adds for the batch's shape (b, d): explicitly
+    (:func:`~skfeat.nn.sea_augment`, two (b, b) x (b, d) products), or through
+    the batch's Gram matrix (:func:`~skfeat.nn.multihead_sea_logits` with one
+    head: one (b, d) x (d, b) product and (b, b) x (b, b) ones), cheaper when
+    ``b < d``.  Both give the same logits up to rounding.
+
     Parameters
     ----------
     eta : float
@@ -30,21 +37,45 @@ class SeANet(FeatureNet):
     def _mean_loss(self, logits, y):
         return self.criterion_(logits, y).mean()
 
+    @staticmethod
+    def uses_gram(n_rows, n_features):
+        """Whether the Gram-matrix step is cheaper for a (n_rows, n_features) batch.
+
+        Explicit: about ``2 b^2 d`` multiply-adds; Gram: ``b^2 d + b^3``.
+        """
+        return n_rows < n_features
+
+    def augmented_logits(self, x, y, weights):
+        """Logits of the SeA-augmented batch under the module's linear head."""
+        multiplicity = None if bool((weights == 1).all()) else weights
+        if self.eta > 0 and self.uses_gram(*x.shape):
+            weight = self.module_.linear.weight
+            return multihead_sea_logits(
+                weight[None],
+                x,
+                y,
+                torch.tensor([self.eta], dtype=weight.dtype, device=weight.device),
+                alpha=self.alpha,
+                temperature=self.criterion_.temperature,
+                margin=self.criterion_.margin,
+                multiplicity=None if multiplicity is None else multiplicity[None],
+            )[0]
+        x = sea_augment(
+            self.module_,
+            x,
+            y,
+            eta=self.eta,
+            alpha=self.alpha,
+            loss_fn=self._mean_loss,
+            multiplicity=multiplicity,
+        )
+        return self.module_(x)
+
     def train_step_single(self, batch, **fit_params):
         """Augment the batch (SeA), then forward, weighted loss and backward."""
         self._set_training(True)
         Xi, yi = batch
-        weights = Xi["w"]
-        x = sea_augment(
-            self.module_,
-            Xi["x"],
-            yi,
-            eta=self.eta,
-            alpha=self.alpha,
-            loss_fn=self._mean_loss,
-            multiplicity=None if bool((weights == 1).all()) else weights,
-        )
-        y_pred = self.module_(x)
+        y_pred = self.augmented_logits(Xi["x"], yi, Xi["w"])
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
@@ -54,12 +85,13 @@ class SeAMultiHeadNet(FeatureNet):
     """Engine of ``SeAClassifierCV``: many SeA heads trained in one pass.
 
     ``X["m"]`` is an (n, G) matrix of 0/1 row masks: the training rows of each
-    fold, and all rows for the refit group.  Group ``g`` holds one head per
-    eta (head ``g * len(etas) + e``), follows the batch schedule a separate
-    fit on its rows would (:class:`GroupedBatches`), and computes the SeA step
-    of all its heads at once, sharing the batch's Gram matrix.  The loss is
-    the sum over heads of each head's mean loss, so every head follows its own
-    SeA trajectory.
+    fold, and all rows for the refit group; ``X["w"]`` holds the sample
+    weights, read as multiplicities as in :class:`SeANet`.  Group ``g``
+    holds one head per eta (head ``g * len(etas) + e``), follows the batch
+    schedule a separate fit on its rows would (:class:`GroupedBatches`), and
+    computes the SeA step of all its heads at once, sharing the batch's Gram
+    matrix.  The loss is the sum over heads of each head's weighted mean
+    loss, so every head follows its own SeA trajectory.
 
     Parameters
     ----------
@@ -96,12 +128,17 @@ class SeAMultiHeadNet(FeatureNet):
     def _to_device_tensors(self, dataset):
         """Add the training set's Gram matrix when it fits in ``gram_bytes_limit``.
 
-        Every batch's Gram matrix is then a gather instead of a product.
+        Every batch's Gram matrix is then a gather instead of a product.  The
+        limit bounds the normalised copy of the features it needs too: at
+        most ``sqrt(gram_bytes_limit / 8)`` rows.
         """
         tensors = super()._to_device_tensors(dataset)
         x = tensors["x"]
-        if len(x) * len(x) * x.element_size() <= self.gram_bytes_limit:
-            tensors["gram"] = x @ x.T
+        dtype = next(self.module_.parameters()).dtype
+        itemsize = torch.finfo(dtype).bits // 8
+        if len(x) * len(x) * itemsize <= self.gram_bytes_limit:
+            normalized = self.prepare_features(x)
+            tensors["gram"] = normalized @ normalized.T
         return tensors
 
     def initialize_module(self):
@@ -111,11 +148,13 @@ class SeAMultiHeadNet(FeatureNet):
         return self
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Sum over the heads of ``y_pred`` (H, b, C) of their mean loss."""
+        """Sum over the heads of ``y_pred`` (H, b, C) of their weighted mean loss."""
         losses = self.criterion_(
             y_pred.reshape(-1, y_pred.shape[-1]), y_true.repeat(len(y_pred))
-        )
-        return losses.reshape(len(y_pred), -1).mean(1).sum()
+        ).reshape(len(y_pred), -1)
+        weights = X["w"]
+        total = weights.sum().clamp(min=torch.finfo(weights.dtype).tiny)
+        return ((losses * weights).sum(1) / total).sum()
 
     def train_step_single(self, batch, **fit_params):
         """SeA step of every head of every group that has a batch, then backward."""
@@ -123,24 +162,33 @@ class SeAMultiHeadNet(FeatureNet):
         grouped, _ = batch
         tensors = grouped.tensors
         x_all, y_all, gram_all = tensors["x"], tensors["y"], tensors.get("gram")
-        etas = torch.as_tensor(self.etas, dtype=x_all.dtype, device=x_all.device)
-        loss = x_all.new_zeros(())
+        weight_dtype = tensors["w"].dtype
+        etas = torch.as_tensor(self.etas, dtype=weight_dtype, device=self.device)
+        loss = torch.zeros((), dtype=weight_dtype, device=self.device)
         for weight, rows in zip(self.module_.groups, grouped.rows):
             if rows is None:
                 continue
-            rows = rows.to(x_all.device)
+            rows = rows.to(self.device)
             gram = None if gram_all is None else gram_all[rows[:, None], rows]
+            weights = tensors["w"][rows]
+            x = self.prepare_features(x_all[rows.to(x_all.device)])
+            multiplicity = None
+            if not bool((weights == 1).all()):
+                multiplicity = weights.expand(len(weight), -1)
             logits = multihead_sea_logits(
                 weight,
-                x_all[rows],
+                x,
                 y_all[rows],
                 etas,
                 alpha=self.alpha,
                 temperature=self.criterion_.temperature,
                 margin=self.criterion_.margin,
+                multiplicity=multiplicity,
                 gram=gram,
             )
-            loss = loss + self.get_loss(logits, y_all[rows], training=True)
+            loss = loss + self.get_loss(
+                logits, y_all[rows], X={"w": weights}, training=True
+            )
         loss.backward()
         return {"loss": loss, "y_pred": None}
 

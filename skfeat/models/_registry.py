@@ -17,7 +17,12 @@ from torchvision.models.feature_extraction import (
 
 from skfeat.models._backbone import Backbone
 from skfeat.models._preprocessing import ImagePreprocessing
-from skfeat.models._timm import TIMM_PREFIX, build_timm_model, timm_preprocessing
+from skfeat.models._timm import (
+    TIMM_PREFIX,
+    build_timm_model,
+    import_timm,
+    timm_preprocessing,
+)
 from skfeat.models._weights import (
     build_torchvision_model,
     file_digest,
@@ -114,17 +119,22 @@ def _torchvision_models():
     return torchvision.models.list_models(module=torchvision.models)
 
 
-def list_backbones(include=None):
+def list_backbones(include=None, *, include_timm=False):
     """List the backbone names that ``get_backbone`` accepts.
 
     These are skfeat's registered backbones and torchvision's classification
-    models.
+    models, and with ``include_timm=True`` the ``"timm/<name>"`` models.
 
     Parameters
     ----------
     include : str or sequence of str, default=None
         Shell-style patterns (as in Python's ``fnmatch``); only names matching
         one of them are listed.
+    include_timm : bool, default=False
+        Also list what ``"timm/<name>"`` reaches: every timm architecture
+        (``"timm/resnet50"``, random weights) and every pretrained tag
+        (``"timm/resnet50.a1_in1k"``), as ``timm.list_models`` lists them.
+        Needs timm installed (``ImportError`` otherwise).
 
     Returns
     -------
@@ -137,7 +147,14 @@ def list_backbones(include=None):
     >>> list_backbones(include="resnet1*")
     ['resnet101', 'resnet152', 'resnet18']
     """
-    names = sorted(set(_REGISTRY) | set(_torchvision_models()))
+    names = set(_REGISTRY) | set(_torchvision_models())
+    if include_timm:
+        timm = import_timm()
+        names |= {
+            TIMM_PREFIX + name
+            for name in timm.list_models() + timm.list_models(pretrained=True)
+        }
+    names = sorted(names)
     if include is None:
         return names
     patterns = [include] if isinstance(include, str) else list(include)

@@ -1,13 +1,13 @@
 # Authors: The skfeat developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Bias-free float64 linear classifiers: one head, or groups of heads."""
+"""Bias-free linear classifiers: one head, or groups of heads."""
 
 import torch
 from torch import nn
 
 
 class LinearHead(nn.Module):
-    """A bias-free linear classifier ``s = W x`` in float64.
+    """A bias-free linear classifier ``s = W x``.
 
     Parameters
     ----------
@@ -15,6 +15,10 @@ class LinearHead(nn.Module):
         Input width d.
     n_classes : int
         Number of classes C.
+    dtype : torch.dtype, default=torch.float64
+        Dtype of the weights; inputs must have the same.  The initial weights
+        are drawn in float64 and rounded, so every dtype starts from the same
+        draw for the same seed.
 
     Examples
     --------
@@ -26,17 +30,19 @@ class LinearHead(nn.Module):
             [0., 0., 0.]], dtype=torch.float64, grad_fn=<MmBackward0>)
     """
 
-    def __init__(self, n_features, n_classes):
+    def __init__(self, n_features, n_classes, dtype=torch.float64):
         super().__init__()
-        self.linear = nn.Linear(n_features, n_classes, bias=False, dtype=torch.float64)
+        self.linear = nn.Linear(
+            n_features, n_classes, bias=False, dtype=torch.float64
+        ).to(dtype)
 
     def forward(self, x):
         """Class scores of a batch.
 
         Parameters
         ----------
-        x : torch.Tensor of shape (n, n_features), dtype float64
-            Features.
+        x : torch.Tensor of shape (n, n_features)
+            Features, of the head's dtype.
 
         Returns
         -------
@@ -47,7 +53,7 @@ class LinearHead(nn.Module):
 
 
 class MultiLinearHead(nn.Module):
-    """Groups of bias-free linear classifiers in float64, initialised identically.
+    """Groups of bias-free linear classifiers, initialised identically.
 
     One parameter of shape (heads_per_group, C, d) per group, so a group that
     takes no part in a step gets no gradient, and SGD leaves it untouched (no
@@ -65,6 +71,10 @@ class MultiLinearHead(nn.Module):
         Number of groups G.
     heads_per_group : int
         Heads in each group.
+    dtype : torch.dtype, default=torch.float64
+        Dtype of the weights; inputs must have the same.  The initial weights
+        are drawn in float64 and rounded, so every dtype starts from the same
+        draw for the same seed.
 
     Examples
     --------
@@ -77,9 +87,12 @@ class MultiLinearHead(nn.Module):
     True
     """
 
-    def __init__(self, n_features, n_classes, n_groups, heads_per_group):
+    def __init__(
+        self, n_features, n_classes, n_groups, heads_per_group, dtype=torch.float64
+    ):
         super().__init__()
         first = nn.Linear(n_features, n_classes, bias=False, dtype=torch.float64)
+        first = first.to(dtype)
         self.groups = nn.ParameterList(
             nn.Parameter(first.weight.detach().repeat(heads_per_group, 1, 1))
             for _ in range(n_groups)
@@ -90,8 +103,8 @@ class MultiLinearHead(nn.Module):
 
         Parameters
         ----------
-        x : torch.Tensor of shape (n, n_features), dtype float64
-            Features.
+        x : torch.Tensor of shape (n, n_features)
+            Features, of the head's dtype.
 
         Returns
         -------

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeClassifier
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -26,10 +26,21 @@ from threadpoolctl import threadpool_limits
 
 from skfeat._engine import EpochProgressBar, SeANet
 from skfeat.nn import LinearHead, SeALoss
-from skfeat.utils import resolve_device, seeded, torch_threads, training_threads
+from skfeat.utils import (
+    resolve_device,
+    seeded,
+    torch_threads,
+    training_dtype,
+    training_threads,
+)
+from skfeat.utils._docstring import fill_parameter_docs
+from skfeat.utils._torch import TRAINING_PRECISIONS
 
 COLLAPSE_MARGIN = 0.10
 COLLAPSE_CHECK_ROWS = 1000  # accuracy to about +-1.5 points, against a 10-point margin
+# Predictions convert X to float64 this many rows at a time, so predicting on
+# a large float32 matrix needs no float64 copy of it.
+PREDICT_CHUNK_ROWS = 4096
 
 
 def _normalize_rows(X):
@@ -37,74 +48,147 @@ def _normalize_rows(X):
     return X / np.maximum(norms, 1e-12).astype(X.dtype)
 
 
-# Shared by SeAClassifier and SeAClassifierCV.
-FINITE_PARAMETERS = ("alpha", "temperature", "margin", "lr", "weight_decay")
-
-
-def check_finite_parameters(estimator, names=FINITE_PARAMETERS):
-    """Reject inf and NaN, which the interval constraints let through."""
-    for name in names:
-        value = getattr(estimator, name)
-        if isinstance(value, Real) and not np.isfinite(value):
-            raise ValueError(
-                f"The {name!r} parameter of {type(estimator).__name__} must be "
-                f"finite; got {value!r}."
-            )
-
-
-def validate_training_data(estimator, X, y):
-    """Validate features and labels; return float32 X, y and the fitted encoder."""
-    X, y = validate_data(estimator, X, y, dtype=np.float32)
-    check_classification_targets(y)
-    encoder = LabelEncoder().fit(y)
-    if len(encoder.classes_) < 2:
-        raise ValueError(
-            f"{type(estimator).__name__} needs samples of at least two classes; "
-            f"the data contain only one class: {encoder.classes_[0]!r}."
-        )
-    return X, y, encoder
-
-
 def draw_seed(random_state):
     """Draw the int seed that drives initialisation and shuffling."""
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
-def engine_parameters(estimator, seed, device):
-    """Skorch parameters of the SeA engines: loss, SGD, loop, seed, alpha."""
-    return dict(
-        criterion=SeALoss,
-        criterion__temperature=estimator.temperature,
-        criterion__margin=estimator.margin,
-        criterion__reduction="none",
-        optimizer=torch.optim.SGD,
-        lr=estimator.lr,
-        optimizer__momentum=estimator.momentum,
-        optimizer__weight_decay=estimator.weight_decay,
-        max_epochs=estimator.max_epochs,
-        batch_size=estimator.batch_size,
-        device=str(device),
-        verbose=int(estimator.verbose) if estimator.verbose >= 2 else 0,
-        callbacks=[("progress", EpochProgressBar(type(estimator).__name__))]
-        if estimator.verbose == 1
-        else [],
-        seed=seed,
-        alpha=estimator.alpha,
-    )
+# Parameter documentation shared by the SeA probes, substituted into their
+# docstrings by ``fill_parameter_docs`` so the two cannot drift.
+SHARED_PARAMETER_DOCS = {
+    "alpha": """alpha : float, default=0.01
+    Temperature of the semantic projection's softmax (not an L2 penalty):
+    small values move each feature toward the single most gradient-aligned
+    other example of its mini-batch.""",
+    "temperature": """temperature : float, default=0.1
+    Softmax temperature of the loss; ``predict_proba`` uses it too.""",
+    "margin": """margin : float, default=0.0
+    Margin subtracted from the true-class logit during training.""",
+    "lr": """lr : float, default=1.6
+    SGD learning rate.""",
+    "momentum": """momentum : float, default=0.9
+    SGD momentum.""",
+    "weight_decay": """weight_decay : float, default=1e-6
+    L2 penalty, coupled as in ``torch.optim.SGD``.""",
+    "max_epochs": """max_epochs : int, default=100
+    Passes over the training data.""",
+    "batch_size": """batch_size : int, default=256
+    Rows per mini-batch; the augmentation needs at least two rows per
+    batch.""",
+    "precision": """precision : {"auto", "float32", "float64"}, default="auto"
+    Arithmetic of the classifier and of the SeA step; features are held as
+    float32 in every case.  ``"float64"`` makes integer sample weights
+    equivalent to repeated rows to float64 rounding, as scikit-learn's
+    checks demand.  ``"float32"`` reaches the same accuracy faster (about
+    2x on the CPU, far more on GPUs) but gives that up: weighted and
+    repeated fits then agree only to about 1e-4.  ``"auto"`` is float32 on
+    CUDA devices and float64 on the CPU (see the User Guide for why).""",
+    "device": """device : str or torch.device, default="auto"
+    ``"auto"`` trains on the first GPU when one is available and on the CPU
+    otherwise, resolved in ``fit`` (inside the worker process under
+    ``GridSearchCV(n_jobs=...)``); ``"cpu"``, ``"cuda"`` or
+    ``"cuda:<index>"`` choose one.""",
+    "random_state": """random_state : int, RandomState instance or None, default=None
+    Controls the weight initialisation, the shuffling of the mini-batches
+    and any validation split drawn by the estimator.  Pass an int for
+    reproducible output across multiple function calls.  torch's global
+    random state is not changed.""",
+    "verbose": """verbose : int, default=0
+    0 is silent; 1 shows a progress bar over the epochs of the fit, with
+    the training loss, on stderr; 2 or more prints one line per epoch.""",
+}
 
 
-class LinearSeAPredictMixin:
-    """Predictions of a bias-free linear classifier on L2-normalised features.
+class BaseSeA(ClassifierMixin, BaseEstimator):
+    """Base class of the SeA probes: shared parameters, validation, engine, prediction.
 
-    Shared by :class:`SeAClassifier` and ``SeAClassifierCV``; needs ``coef_``,
-    ``classes_`` and the ``temperature`` parameter.  Inference is a float64
-    product with ``coef_`` on the CPU: cheap, and independent of the device
-    the model was trained on.
+    A bias-free linear classifier on L2-normalised features, as
+    ``LogisticRegression`` and ``LogisticRegressionCV`` share
+    ``LinearClassifierMixin``.  Subclasses set ``coef_`` and ``classes_`` in
+    ``fit``.  Inference is a float64 product with ``coef_`` on the CPU:
+    cheap, and independent of the device and precision of the training.
     """
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "margin": [Interval(Real, None, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "precision": [StrOptions(set(TRAINING_PRECISIONS))],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def _validate_training_data(self, X, y, sample_weight):
+        """Return float32 X, label codes, float64 weights and the classes.
+
+        ``X`` is converted to float32 at most once, and not copied when it is
+        a C-contiguous float32 array already.
+        """
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least two classes; "
+                f"the data contain only one class: {encoder.classes_[0]!r}."
+            )
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return X, encoder.transform(y), sample_weight, encoder.classes_
+
+    def _training_context(self):
+        """Return the seed, the device and the dtype of this fit."""
+        device = resolve_device(self.device)
+        return (
+            draw_seed(self.random_state),
+            device,
+            training_dtype(self.precision, device),
+        )
+
+    def _engine_parameters(self, seed, device, dtype):
+        """Skorch parameters of the SeA engines: loss, SGD, loop, seed, alpha."""
+        return dict(
+            module__dtype=dtype,
+            criterion=SeALoss,
+            criterion__temperature=self.temperature,
+            criterion__margin=self.margin,
+            criterion__reduction="none",
+            optimizer=torch.optim.SGD,
+            lr=self.lr,
+            optimizer__momentum=self.momentum,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            device=str(device),
+            verbose=int(self.verbose) if self.verbose >= 2 else 0,
+            callbacks=[("progress", EpochProgressBar(type(self).__name__))]
+            if self.verbose == 1
+            else [],
+            seed=seed,
+            alpha=self.alpha,
+        )
+
+    def _record_training(self, net, coef):
+        """Keep the engine, its history and the weights of the final model."""
+        self.net_ = net
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = list(net.history[:, "train_loss"])
+        if coef is not None:
+            self.coef_ = coef.astype(np.float64)
 
     def _logits(self, X):
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        return _normalize_rows(X).astype(np.float64) @ self.coef_.T
+        logits = np.empty((len(X), len(self.coef_)))
+        for start in range(0, len(X), PREDICT_CHUNK_ROWS):
+            rows = slice(start, start + PREDICT_CHUNK_ROWS)
+            features = _normalize_rows(X[rows].astype(np.float64))
+            logits[rows] = features @ self.coef_.T
+        return logits
 
     def decision_function(self, X):
         """Class scores ``W n(x)``; for two classes, the score difference.
@@ -174,7 +258,8 @@ class LinearSeAPredictMixin:
         return log_softmax(self._logits(X) / self.temperature, axis=1)
 
 
-class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
+@fill_parameter_docs(SHARED_PARAMETER_DOCS)
+class SeAClassifier(BaseSeA):
     """Linear classifier on fixed features, trained with SeA augmentation.
 
     Semantic adversarial augmentation (SeA, Qian, Xu and Hu, ECCV 2024)
@@ -207,24 +292,14 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         than a linear model fitted to them without augmentation.  When you see
         it, use a smaller ``eta`` (0.2 to 0.4), or let ``SeAClassifierCV``
         choose it by cross-validation.
-    alpha : float, default=0.01
-        Temperature of the semantic projection's softmax (not an L2 penalty):
-        small values move each feature toward the single most
-        gradient-aligned other example.
-    temperature : float, default=0.1
-        Softmax temperature of the loss; ``predict_proba`` uses it too.
-    margin : float, default=0.0
-        Margin subtracted from the true-class logit during training.
-    lr : float, default=1.6
-        SGD learning rate.
-    momentum : float, default=0.9
-        SGD momentum.
-    weight_decay : float, default=1e-6
-        L2 penalty, coupled as in ``torch.optim.SGD``.
-    max_epochs : int, default=100
-        Passes over the training data.
-    batch_size : int, default=256
-        Mini-batch size; the augmentation needs at least two rows per batch.
+    {alpha}
+    {temperature}
+    {margin}
+    {lr}
+    {momentum}
+    {weight_decay}
+    {max_epochs}
+    {batch_size}
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (stratified) and stop when
         its loss has not improved for ``n_iter_no_change`` epochs, keeping the
@@ -233,16 +308,10 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         Held-out share when ``early_stopping=True``.
     n_iter_no_change : int, default=10
         Patience of the early stopping, in epochs.
-    device : str, default="auto"
-        ``"auto"`` trains on the GPU when one is available, resolved in
-        ``fit`` (inside the worker process under ``GridSearchCV(n_jobs=...)``).
-    random_state : int, RandomState instance or None, default=None
-        Controls the weight initialisation, the shuffling and the validation
-        split.  Pass an int for reproducible output across multiple function
-        calls.  torch's global random state is not changed.
-    verbose : int, default=0
-        0 is silent; 1 shows a progress bar over the epochs of each fit, with
-        the training loss, on stderr; 2 or more prints one line per epoch.
+    {precision}
+    {device}
+    {random_state}
+    {verbose}
 
     Attributes
     ----------
@@ -271,11 +340,10 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     Notes
     -----
     Features are stored and moved as float32; the classifier and the
-    augmentation compute in float64, which keeps the fit independent of
-    batch-composition rounding (the model has ``n_classes * n_features``
-    parameters, so this is cheap).  Sample weights act as multiplicities,
-    also inside the semantic projection, so integer weights are equivalent to
-    repeated rows.
+    augmentation compute in the dtype chosen by ``precision``.  Sample
+    weights act as multiplicities, also inside the semantic projection, so
+    integer weights are equivalent to repeated rows (exactly in float64, to
+    rounding in float32).
 
     Extract once, search the probe many times: the extractor is frozen and
     has no fitted state, so featurising the whole dataset first leaks nothing
@@ -303,21 +371,11 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
+        **BaseSeA._parameter_constraints,
         "eta": [Interval(Real, 0, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="neither")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "margin": [Interval(Real, None, None, closed="neither")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "momentum": [Interval(Real, 0, 1, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -335,6 +393,7 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        precision="auto",
         device="auto",
         random_state=None,
         verbose=0,
@@ -351,6 +410,7 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.precision = precision
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -373,28 +433,23 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         self : object
             The fitted classifier.
         """
-        check_finite_parameters(self, ("eta", *FINITE_PARAMETERS))
-        X, y, encoder = validate_training_data(self, X, y)
-        codes = encoder.transform(y)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        seed = draw_seed(self.random_state)
-        device = resolve_device(self.device)
-        features = _normalize_rows(X)
-        net = self._build_net(X.shape[1], len(encoder.classes_), seed, device)
+        X, codes, sample_weight, classes = self._validate_training_data(
+            X, y, sample_weight
+        )
+        seed, device, dtype = self._training_context()
+        net = self._build_net(X.shape[1], len(classes), seed, device, dtype)
         batch = min(self.batch_size, len(X))
         # The largest product of a step: the batch's Gram matrix.
-        threads = training_threads(batch * batch * X.shape[1], device)
+        threads = training_threads(batch * batch * X.shape[1], device, dtype)
         with torch_threads(threads), seeded(seed, device):
-            net.fit({"x": features, "w": sample_weight}, codes)
-        self.classes_ = encoder.classes_
-        self.net_ = net
-        self.coef_ = net.module_.linear.weight.detach().cpu().numpy()
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = list(net.history[:, "train_loss"])
-        self._warn_on_collapse(features, codes, sample_weight)
+            # The engine normalises the rows batch by batch: no copy of X.
+            net.fit({"x": X, "w": sample_weight}, codes)
+        self.classes_ = classes
+        self._record_training(net, net.module_.linear.weight.detach().cpu().numpy())
+        self._warn_on_collapse(X, codes, sample_weight)
         return self
 
-    def _warn_on_collapse(self, features, y, sample_weight):
+    def _warn_on_collapse(self, X, y, sample_weight):
         """Warn when the augmented model fits its clean training data badly.
 
         The reference is a clean linear model on the same normalised features:
@@ -407,20 +462,7 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         """
         if self.eta == 0:
             return
-        rows = np.arange(len(y))
-        if len(rows) > COLLAPSE_CHECK_ROWS:
-            rows = np.random.RandomState(0).choice(
-                rows, COLLAPSE_CHECK_ROWS, replace=False
-            )
-        features = features[rows].astype(np.float64)
-        weights = sample_weight[rows]
-        clean = RidgeClassifier(alpha=1.0, fit_intercept=False)
-        with threadpool_limits(1, user_api="blas"):  # small solve beside torch's pool
-            clean.fit(features, y[rows], sample_weight=weights)
-        reference = clean.score(features, y[rows], sample_weight=weights)
-        achieved = np.average(
-            (features @ self.coef_.T).argmax(1) == y[rows], weights=weights
-        )
+        achieved, reference = self._clean_training_accuracy(X, y, sample_weight)
         if achieved < reference - COLLAPSE_MARGIN:
             warnings.warn(
                 f"SeAClassifier(eta={self.eta}) reaches {achieved:.1%} training "
@@ -432,8 +474,30 @@ class SeAClassifier(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 stacklevel=4,  # the caller of fit, past the _fit_context wrapper
             )
 
-    def _build_net(self, n_features, n_classes, seed, device):
-        parameters = engine_parameters(self, seed, device)
+    def _clean_training_accuracy(self, X, y, sample_weight):
+        """Training accuracy of the model and of the clean ridge reference.
+
+        Both on the same normalised training rows (at most
+        ``COLLAPSE_CHECK_ROWS`` of them); ``y`` holds the label codes.
+        """
+        rows = np.arange(len(y))
+        if len(rows) > COLLAPSE_CHECK_ROWS:
+            rows = np.random.RandomState(0).choice(
+                rows, COLLAPSE_CHECK_ROWS, replace=False
+            )
+        features = _normalize_rows(X[rows].astype(np.float64))
+        weights = sample_weight[rows]
+        clean = RidgeClassifier(alpha=1.0, fit_intercept=False)
+        with threadpool_limits(1, user_api="blas"):  # small solve beside torch's pool
+            clean.fit(features, y[rows], sample_weight=weights)
+        reference = clean.score(features, y[rows], sample_weight=weights)
+        achieved = np.average(
+            (features @ self.coef_.T).argmax(1) == y[rows], weights=weights
+        )
+        return achieved, reference
+
+    def _build_net(self, n_features, n_classes, seed, device, dtype):
+        parameters = self._engine_parameters(seed, device, dtype)
         train_split = None
         if self.early_stopping:
             train_split = ValidSplit(

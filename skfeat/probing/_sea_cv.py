@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import StrOptions
@@ -15,29 +15,14 @@ from sklearn.utils._param_validation import StrOptions
 from skfeat._engine import SeAMultiHeadNet
 from skfeat.nn import MultiLinearHead
 from skfeat.probing._sea import (
-    LinearSeAPredictMixin,
+    PREDICT_CHUNK_ROWS,
+    SHARED_PARAMETER_DOCS,
+    BaseSeA,
     SeAClassifier,
     _normalize_rows,
-    check_finite_parameters,
-    draw_seed,
-    engine_parameters,
-    validate_training_data,
 )
-from skfeat.utils import resolve_device, seeded, torch_threads, training_threads
-
-_SHARED = (
-    "alpha",
-    "temperature",
-    "margin",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "max_epochs",
-    "batch_size",
-    "device",
-    "random_state",
-    "verbose",
-)
+from skfeat.utils import seeded, torch_threads, training_threads
+from skfeat.utils._docstring import fill_parameter_docs
 
 
 def _etas_and_best(cv_results):
@@ -92,12 +77,31 @@ def select_margin(cv_results):
     return int(best[np.argmax(cv_results["mean_test_margin"][best])])
 
 
-def _mean_margin(logits, codes):
-    """Mean over rows of the true class's logit minus the largest other logit."""
+def _margins(logits, codes):
+    """Per row, the true class's logit minus the largest other logit."""
     rows = np.arange(len(codes))
     others = logits.copy()
     others[rows, codes] = -np.inf
-    return float(np.mean(logits[rows, codes] - others.max(axis=1)))
+    return logits[rows, codes] - others.max(axis=1)
+
+
+def _fold_accuracy_and_margin(X, codes, sample_weight, test, coefs):
+    """Weighted accuracy and mean margin of every head on the rows ``test``.
+
+    ``coefs`` (E, C, d) are one fold's heads.  The rows are read
+    ``PREDICT_CHUNK_ROWS`` at a time, so no copy of the fold is made.
+    """
+    correct, margin = np.zeros((2, len(coefs)))
+    for start in range(0, len(test), PREDICT_CHUNK_ROWS):
+        rows = test[start : start + PREDICT_CHUNK_ROWS]
+        features = _normalize_rows(X[rows].astype(np.float64))
+        weights = sample_weight[rows]
+        for e, coef in enumerate(coefs):
+            logits = features @ coef.T
+            correct[e] += weights @ (logits.argmax(axis=1) == codes[rows])
+            margin[e] += weights @ _margins(logits, codes[rows])
+    total = sample_weight[test].sum()
+    return correct / total, margin / total
 
 
 SELECTION_RULES = {
@@ -109,7 +113,8 @@ SELECTION_RULES = {
 }
 
 
-class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
+@fill_parameter_docs(SHARED_PARAMETER_DOCS)
+class SeAClassifierCV(BaseSeA):
     """SeA classifier whose ``eta`` is chosen by cross-validation in one pass.
 
     Trains one linear head per (eta, fold) pair, plus one per eta on all the
@@ -161,32 +166,20 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
           chosen eta, like ``GridSearchCV``'s callable ``refit``.
 
         See the User Guide for the measurements behind the default.
-    alpha : float, default=0.01
-        Temperature of the semantic projection, as in :class:`SeAClassifier`.
-    temperature : float, default=0.1
-        Softmax temperature of the loss and of ``predict_proba``.
-    margin : float, default=0.0
-        Margin subtracted from the true-class logit during training.
-    lr : float, default=1.6
-        SGD learning rate.
-    momentum : float, default=0.9
-        SGD momentum.
-    weight_decay : float, default=1e-6
-        L2 penalty, coupled as in ``torch.optim.SGD``.
-    max_epochs : int, default=100
-        Passes over the training data.
-    batch_size : int, default=256
-        Rows per shared mini-batch; each fold's head trains on the rows of
-        the batch that lie in its training fold.
-    device : str, default="auto"
-        ``"auto"`` trains on the GPU when one is available.
-    random_state : int, RandomState instance or None, default=None
-        Controls the weight initialisation and the shuffling (and the folds
-        of a shuffling ``cv``).  Pass an int for reproducible output across
-        multiple function calls.
-    verbose : int, default=0
-        0 is silent; 1 shows a progress bar over the epochs of the fit, with
-        the training loss, on stderr; 2 or more prints one line per epoch.
+    {alpha}
+    {temperature}
+    {margin}
+    {lr}
+    {momentum}
+    {weight_decay}
+    {max_epochs}
+    {batch_size}
+        Every head trains on the rows of the shared batch that lie in its
+        training fold.
+    {precision}
+    {device}
+    {random_state}
+    {verbose}
 
     Attributes
     ----------
@@ -254,13 +247,13 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
     larger mean validation margin, SeA's:
 
     >>> clf.cv_results_["mean_test_margin"].round(2)
-    array([1.4 , 2.18])
+    array([1.4 , 2.15])
     >>> clf.eta_, clf.coef_.shape
     (0.8, (4, 64))
     """
 
     _parameter_constraints = {
-        **{name: SeAClassifier._parameter_constraints[name] for name in _SHARED},
+        **BaseSeA._parameter_constraints,
         "etas": ["array-like"],
         "cv": ["cv_object"],
         "scoring": [str, callable, None],
@@ -284,6 +277,7 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         weight_decay=1e-6,
         max_epochs=100,
         batch_size=256,
+        precision="auto",
         device="auto",
         random_state=None,
         verbose=0,
@@ -301,15 +295,17 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.precision = precision
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
     def _probe(self, eta=0.8):
-        return SeAClassifier(eta=eta, **{name: getattr(self, name) for name in _SHARED})
+        shared = set(BaseSeA._parameter_constraints)
+        return SeAClassifier(eta=eta, **{name: getattr(self, name) for name in shared})
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train all (eta, fold) heads in one pass, choose eta, keep its all-data head.
 
         Parameters
@@ -318,6 +314,10 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             Features; rows are L2-normalised internally.
         y : array-like of shape (n_samples,)
             Labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, read as multiplicities in training (as in
+            :class:`SeAClassifier`) and weighting the validation scores and
+            margins.
 
         Returns
         -------
@@ -330,39 +330,37 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
                 "etas must be a non-empty sequence of finite values >= 0; "
                 f"got {self.etas!r}."
             )
-        check_finite_parameters(self)
-        X, y, encoder = validate_training_data(self, X, y)
-        folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
-        masks = self._group_masks(len(y), folds)
-        seed = draw_seed(self.random_state)
-        device = resolve_device(self.device)
+        X, codes, sample_weight, classes = self._validate_training_data(
+            X, y, sample_weight
+        )
+        folds = list(check_cv(self.cv, codes, classifier=True).split(X, codes))
+        masks = self._group_masks(len(codes), folds)
+        seed, device, dtype = self._training_context()
         net = SeAMultiHeadNet(
             MultiLinearHead,
             module__n_features=X.shape[1],
-            module__n_classes=len(encoder.classes_),
+            module__n_classes=len(classes),
             module__n_groups=masks.shape[1],
             module__heads_per_group=len(etas),
             train_split=None,
             etas=tuple(float(eta) for eta in etas),
-            **engine_parameters(self, seed, device),
+            **self._engine_parameters(seed, device, dtype),
         )
         batch = min(self.batch_size, len(X))
         # The largest product of a step: every head's softmax weights times
         # the batch's Gram matrix, or every head's logits.
-        per_head = batch * max(batch * batch, len(encoder.classes_) * X.shape[1])
-        threads = training_threads(len(etas) * per_head, device)
+        per_head = batch * max(batch * batch, len(classes) * X.shape[1])
+        threads = training_threads(len(etas) * per_head, device, dtype)
         with torch_threads(threads), seeded(seed, device):
-            net.fit({"x": _normalize_rows(X), "m": masks}, encoder.transform(y))
+            # The engine normalises the rows batch by batch: no copy of X.
+            net.fit({"x": X, "m": masks, "w": sample_weight}, codes)
         coefs = net.module_.weights().detach().cpu().numpy()
 
-        self.classes_ = encoder.classes_
+        self.classes_ = classes
         self.n_splits_ = len(folds)
-        best = self._record_cv_results(X, y, etas, folds, coefs)
-        if self.refit:
-            self.coef_ = coefs[len(folds) * len(etas) + best]
-        self.net_ = net
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = list(net.history[:, "train_loss"])
+        best = self._record_cv_results(X, codes, sample_weight, etas, folds, coefs)
+        final = len(folds) * len(etas) + best
+        self._record_training(net, coefs[final] if self.refit else None)
         return self
 
     def _group_masks(self, n_samples, folds):
@@ -374,17 +372,18 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
             masks.append(np.ones(n_samples))
         return np.stack(masks, axis=1)
 
-    def _record_cv_results(self, X, y, etas, folds, coefs):
-        scorer = check_scoring(self._probe(), scoring=self.scoring)
-        codes = np.searchsorted(self.classes_, y)
+    def _record_cv_results(self, X, codes, sample_weight, etas, folds, coefs):
+        """Score every fold's heads on its validation rows; return the chosen index."""
         scores, margins = np.empty((2, len(etas), len(folds)))
-        for i, eta in enumerate(etas):
-            for k, (_, test) in enumerate(folds):
-                head = self._probe(eta=float(eta))
-                head.classes_, head.coef_ = self.classes_, coefs[k * len(etas) + i]
-                head.n_features_in_ = X.shape[1]
-                scores[i, k] = scorer(head, X[test], y[test])
-                margins[i, k] = _mean_margin(head._logits(X[test]), codes[test])
+        for k, (_, test) in enumerate(folds):
+            heads = coefs[k * len(etas) : (k + 1) * len(etas)].astype(np.float64)
+            accuracy, margins[:, k] = _fold_accuracy_and_margin(
+                X, codes, sample_weight, test, heads
+            )
+            if self.scoring is None:  # accuracy, as the probes' score
+                scores[:, k] = accuracy
+            else:
+                scores[:, k] = self._fold_scores(X, codes, sample_weight, test, heads)
         means = scores.mean(axis=1)
         ranks = rankdata(-means, method="min").astype(np.int32)  # as GridSearchCV
         self.cv_results_ = {
@@ -400,6 +399,24 @@ class SeAClassifierCV(LinearSeAPredictMixin, ClassifierMixin, BaseEstimator):
         self.eta_ = float(etas[best])
         self.best_score_ = float(means[best])
         return best
+
+    def _fold_scores(self, X, codes, sample_weight, test, heads):
+        """``scoring`` of every head of a fold on its validation rows."""
+        scorer = check_scoring(self._probe(), scoring=self.scoring)
+        scores = []
+        for coef in heads:
+            head = self._probe()
+            head.classes_, head.coef_ = self.classes_, coef
+            head.n_features_in_ = X.shape[1]
+            scores.append(
+                scorer(
+                    head,
+                    X[test],
+                    self.classes_[codes[test]],
+                    sample_weight=sample_weight[test],
+                )
+            )
+        return scores
 
     def _select(self, cv_results):
         rule = self.selection

@@ -8,6 +8,7 @@ from skfeat.utils._torch import (
     resolve_device,
     seeded,
     torch_threads,
+    training_dtype,
     training_threads,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "resolve_device",
     "seeded",
     "torch_threads",
+    "training_dtype",
     "training_threads",
 ]

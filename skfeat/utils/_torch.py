@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+TRAINING_PRECISIONS = ("auto", "float32", "float64")
 
 
 def resolve_device(device):
@@ -86,6 +87,39 @@ def autocast_dtype(precision, device):
     return getattr(torch, precision)
 
 
+def training_dtype(precision, device):
+    """Return the dtype a probe trains in for ``precision`` on ``device``.
+
+    Parameters
+    ----------
+    precision : {"auto", "float32", "float64"}
+        ``"auto"`` means float32 on CUDA devices, where float64 runs at a
+        small fraction of float32 speed, and float64 on the CPU, where
+        float32 gains less (see the SeA section of the User Guide) and
+        float64 keeps sample weights exactly equivalent to repeated rows.
+    device : torch.device
+        The device the training runs on.
+
+    Returns
+    -------
+    dtype : torch.dtype
+        ``torch.float32`` or ``torch.float64``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.utils import training_dtype
+    >>> training_dtype("auto", torch.device("cpu"))
+    torch.float64
+    >>> training_dtype("float32", torch.device("cpu"))
+    torch.float32
+    """
+    if precision == "auto":
+        cuda = torch.device(device).type == "cuda"
+        return torch.float32 if cuda else torch.float64
+    return getattr(torch, precision)
+
+
 @contextlib.contextmanager
 def seeded(seed, device=None):
     """Seed torch inside a block without changing the global random state.
@@ -128,11 +162,13 @@ def seeded(seed, device=None):
 # b=256 (8.4e7 multiply-adds, SeA's batch Gram matrix) 49 / 127 ms,
 # b=1024 (1.3e9) 791 / 606 ms, b=2048 (5.4e9) 2680 / 1700 ms.  A SeA fit runs
 # thousands of such small operations: SeAClassifierCV on 5-shot digits
-# features took 2.3 s on one thread and 48.5 s on two.
+# features took 2.3 s on one thread and 48.5 s on two.  A float32
+# multiply-add costs about half a float64 one (twice the SIMD lanes), so work
+# is counted in float64 multiply-adds.
 PARALLEL_MIN_MULTIPLY_ADDS = 10**9
 
 
-def training_threads(multiply_adds, device):
+def training_threads(multiply_adds, device, dtype=torch.float64):
     """Choose torch's thread count for a training loop from its largest product.
 
     Parameters
@@ -142,6 +178,9 @@ def training_threads(multiply_adds, device):
         step (e.g. ``b * b * d`` for a (b, d) x (d, b) product).
     device : torch.device
         The device the loop runs on.
+    dtype : torch.dtype, default=torch.float64
+        The dtype of that product; a float32 multiply-add counts as half a
+        float64 one.
 
     Returns
     -------
@@ -157,10 +196,8 @@ def training_threads(multiply_adds, device):
     >>> training_threads(256 * 256 * 1280, torch.device("cpu"))
     1
     """
-    if (
-        torch.device(device).type == "cpu"
-        and multiply_adds < PARALLEL_MIN_MULTIPLY_ADDS
-    ):
+    work = multiply_adds * torch.finfo(dtype).bits / 64
+    if torch.device(device).type == "cpu" and work < PARALLEL_MIN_MULTIPLY_ADDS:
         return 1
     return torch.get_num_threads()
 
