@@ -307,6 +307,8 @@ def test_augself_feature_augmentation_input_stop_grad_spares_the_encoder(rgb_ima
         ({"feature_augmentation": "dropout", "fa_strength": 1.0}, "must be < 1"),
         ({"lr": float("inf")}, "'lr' parameter"),
         ({"temperature": float("nan")}, "'temperature' parameter"),
+        # non-regression (new-user trial): a raw batch-norm error before
+        ({"batch_size": 1}, r"'batch_size' parameter.*\[2, inf\)"),
     ],
 )
 def test_augself_rejects_bad_parameters(rgb_images, params, match):
@@ -365,12 +367,21 @@ def test_augself_rejects_damaged_checkpoint(rgb_images, tmp_path):
 
 
 def test_augself_checkpoint_of_another_fit_is_refused(rgb_images, tmp_path):
-    """A checkpoint written with other parameters is not resumed."""
+    """A checkpoint written with other parameters is not resumed; the error says why."""
     tiny(checkpoint=tmp_path).fit(rgb_images)
-    with pytest.raises(ValueError, match="other parameters or data"):
+    with pytest.raises(ValueError, match="another fit.*lr=0.03 there, 0.1 here"):
         tiny(checkpoint=tmp_path, lr=0.1).fit(rgb_images)
     finished = tiny(checkpoint=tmp_path).fit(rgb_images)  # nothing left to train
     assert finished.n_iter_ == 1
+
+
+def test_augself_checkpoint_of_other_images_is_refused(rgb_images, tmp_path):
+    """Non-regression (new-user trial): same parameters, other images of the same
+    number, or the same images in another order, never resume a checkpoint."""
+    tiny(checkpoint=tmp_path).fit(rgb_images)
+    for other in (255 - rgb_images, rgb_images[::-1]):
+        with pytest.raises(ValueError, match="another fit.*other training data"):
+            tiny(checkpoint=tmp_path).fit(other)
 
 
 def test_augself_feature_cache_is_keyed_by_fitted_weights(rgb_images, tmp_path):

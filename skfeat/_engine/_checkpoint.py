@@ -63,9 +63,10 @@ class EpochCheckpoint(Callback):
     ----------
     path : str
         The checkpoint file.
-    config : str
-        Identity of the fit (its parameters and data shape), stored with the
-        state so that a resumed fit can check it continues the same one.
+    config : dict or None
+        Identity of the fit (its parameters and a digest of its data), stored
+        with the state so that a resumed fit can check it continues the same
+        one; set before training starts.
     """
 
     def __init__(self, path, config):

@@ -9,11 +9,9 @@ import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from torchvision.models import WeightsEnum
 
 from skfeat._engine import SSLModel, SSLNet, ssl_callbacks
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
-from skfeat.extraction._base import _BaseImageExtractor
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
 from skfeat.models import get_backbone
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
@@ -192,8 +190,7 @@ default=None
     """
 
     _parameter_constraints = {
-        **_BaseImageExtractor._parameter_constraints,
-        "weights": [str, os.PathLike, WeightsEnum, None],
+        **_SelfSupervisedExtractor._parameter_constraints,
         "base": [StrOptions(set(BASES))],
         "aug_types": [tuple, list],
         "aug_weights": [Interval(Real, 0, None, closed="left"), tuple, list],
@@ -382,7 +379,7 @@ default=None
             self.max_epochs,
             self.verbose,
         )
-        callbacks += self._checkpoint_callbacks(n_samples)
+        callbacks += self._checkpoint_callbacks()
         return SSLNet(
             SSLModel,
             module__backbone=backbone,

@@ -13,12 +13,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import PassthroughScoring
 from torch.utils.data import Dataset, Subset
-from torchvision.models import WeightsEnum
 
 from skfeat._engine import EquivariantNet, SSLModel, ssl_callbacks
 from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE
-from skfeat.extraction._base import _BaseImageExtractor
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
 from skfeat.models import get_backbone
 from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering
@@ -186,8 +184,7 @@ default=None
     """
 
     _parameter_constraints = {
-        **_BaseImageExtractor._parameter_constraints,
-        "weights": [str, os.PathLike, WeightsEnum, None],
+        **_SelfSupervisedExtractor._parameter_constraints,
         "steered": [tuple, list],
         "steering": [StrOptions(set(STEERINGS))],
         "block_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -526,7 +523,7 @@ default=None
         callbacks.append(
             ("equivariance", PassthroughScoring(name="equivariance", on_train=True))
         )
-        callbacks += self._checkpoint_callbacks(n_samples)
+        callbacks += self._checkpoint_callbacks()
         n_features = X.shape[1] if kind == "vector" else None
         steering = {
             f"steering__{key}": value

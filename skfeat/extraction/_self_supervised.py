@@ -4,12 +4,16 @@
 
 import copy
 import functools
+import hashlib
 import os
+from numbers import Integral
 
 import torch
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
+from torchvision.models import WeightsEnum
 
 from skfeat._engine import EpochCheckpoint, TrainingImages, load_checkpoint_file
 from skfeat._engine._checkpoint import CHECKPOINT_FILE
@@ -27,6 +31,13 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
     checkpoint, trains and sets ``net_``, ``backbone_``, ``n_iter_`` and
     ``loss_curve_``.
     """
+
+    _parameter_constraints = {
+        **_BaseTrainableExtractor._parameter_constraints,
+        # Batch normalisation in training needs two rows per batch.
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "weights": [str, os.PathLike, WeightsEnum, None],
+    }
 
     def _encode_labels(self, y):
         """Return class indices and count for ``base="supervised"``, else Nones."""
@@ -73,26 +84,43 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         backbone.train(was_training)
         return width
 
-    def _checkpoint_callbacks(self, n_samples):
-        """Return the per-epoch checkpoint callback when ``checkpoint`` is set."""
+    def _checkpoint_callbacks(self):
+        """Return the per-epoch checkpoint callback when ``checkpoint`` is set.
+
+        Its ``config``, the identity of the fit, is set by :meth:`_train`,
+        which has the training data to digest.
+        """
         if self.checkpoint is None:
             return []
         os.makedirs(self.checkpoint, exist_ok=True)
-        checkpoint = EpochCheckpoint(self._checkpoint_path(), self._config(n_samples))
-        return [("checkpoint", checkpoint)]
+        return [("checkpoint", EpochCheckpoint(self._checkpoint_path(), config=None))]
 
     def _checkpoint_path(self):
         return os.path.join(os.fspath(self.checkpoint), CHECKPOINT_FILE)
 
-    def _config(self, n_samples):
-        """Identity of a fit for its checkpoint: training parameters and data size."""
+    def _config(self, data):
+        """Identity of a fit for its checkpoint: training parameters and data.
+
+        The data enter by a sha256 digest of the training samples (as decoded
+        for training, in order) and labels, so a checkpoint is never resumed
+        on other images, even of the same number.
+        """
         ignored = {"checkpoint", "device", "memory", "num_workers", "verbose"}
-        params = {
-            name: model_identity(value) if callable(value) else value
+        params = {  # reprs: the checkpoint is read back with weights_only=True
+            name: model_identity(value) if callable(value) else repr(value)
             for name, value in self.get_params().items()
             if name not in ignored
         }
-        return repr(sorted(params.items())) + f" n_samples={n_samples}"
+        digest = hashlib.sha256()
+        samples = data.samples
+        for item in [samples] if isinstance(samples, torch.Tensor) else samples:
+            digest.update(item.numpy().tobytes())
+        if data.y is not None:
+            digest.update(data.y.numpy().tobytes())
+        return {
+            "parameters": dict(sorted(params.items())),
+            "data": f"{len(data)} samples, sha256 {digest.hexdigest()}",
+        }
 
     def _resume(self, net, data, device):
         """Load the checkpoint of this fit, if any; return its finished epochs."""
@@ -102,10 +130,12 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         payload = load_checkpoint_file(path, map_location=device)
         if payload is None:
             return 0
-        if payload["config"] != self._config(len(data)):
+        saved, current = payload["config"], self._config(data)
+        if saved != current:
             raise ValueError(
-                f"The checkpoint {path!r} belongs to a fit with other parameters or "
-                "data; use another checkpoint directory or delete the file."
+                f"The checkpoint {path!r} belongs to another fit "
+                f"({_difference(saved, current)}); use another checkpoint "
+                "directory or delete the file."
             )
         net.set_training_state(payload["state"])
         return len(net.history)
@@ -113,6 +143,8 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
     def _train(self, net, samples, labels, seed, device):
         """Train ``net``, resuming from the checkpoint; set the fitted attributes."""
         data = TrainingImages(samples, labels)
+        if self.checkpoint is not None:
+            net.set_params(callbacks__checkpoint__config=self._config(data))
         with seeded(seed, device):
             net.initialize()
             done = self._resume(net, data, device)
@@ -146,3 +178,14 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False  # same seed, same weights on the CPU
         return tags
+
+
+def _difference(saved, current):
+    """Say what differs between a checkpoint's fit identity and this fit's."""
+    before, now = saved["parameters"], current["parameters"]
+    changed = [name for name in now if before.get(name) != now[name]]
+    if changed:
+        return ", ".join(
+            f"{name}={before.get(name)} there, {now[name]} here" for name in changed
+        )
+    return f"other training data: {saved['data']} there, {current['data']} here"
