@@ -49,9 +49,9 @@ SeAClassifier(max_epochs=1, precision=precision, device=device).fit(
     tiny, np.arange(64) % 10)
 before = peak_rss_bytes()
 X = np.empty((n, d), dtype=np.float32)
-for start in range(0, n, 8192):
-    X[start:start + 8192] = rng.standard_normal(
-        (len(X[start:start + 8192]), d), dtype=np.float32)
+for start in range(0, n, 512):  # small chunks: the generator's temporaries stay small
+    X[start:start + 512] = rng.standard_normal(
+        (len(X[start:start + 512]), d), dtype=np.float32)
 y = rng.integers(0, 10, n)
 clf = SeAClassifier(eta=0.4, max_epochs=epochs, precision=precision, device=device,
                     random_state=0).fit(X, y)

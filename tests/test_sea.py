@@ -420,3 +420,25 @@ def test_sea_classifier_chooses_the_step_from_the_batch_shape():
     """The Gram step for batches with fewer rows than features, else explicit."""
     assert SeANet.uses_gram(256, 2048)
     assert not SeANet.uses_gram(256, 64)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_sea_collapse_reference_equals_ridge_classifier(n_classes):
+    """The collapse check's dual ridge scores decide as RidgeClassifier does."""
+    from sklearn.linear_model import RidgeClassifier
+
+    from skfeat.probing._sea import _clean_ridge_scores
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((60, 90))  # fewer rows than features, as in the check
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = rng.randint(0, n_classes, 60)
+    weights = rng.uniform(0.5, 2.0, 60)
+    ridge = RidgeClassifier(alpha=1.0, fit_intercept=False)
+    ridge.fit(X, y, sample_weight=weights)
+    scores = _clean_ridge_scores(X.astype(np.float32), y, weights)
+    expected = ridge.decision_function(X)
+    if n_classes == 2:
+        expected = np.column_stack([-expected, expected])
+    assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+    assert_array_equal(scores.argmax(1), ridge.predict(X))

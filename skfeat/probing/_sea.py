@@ -6,11 +6,11 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.linalg
 import torch
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import RidgeClassifier
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -41,6 +41,31 @@ COLLAPSE_CHECK_ROWS = 1000  # accuracy to about +-1.5 points, against a 10-point
 # Predictions convert X to float64 this many rows at a time, so predicting on
 # a large float32 matrix needs no float64 copy of it.
 PREDICT_CHUNK_ROWS = 4096
+
+
+def _clean_ridge_scores(X, y, sample_weight, alpha=1.0):
+    """Training scores of ``RidgeClassifier(alpha, fit_intercept=False)``.
+
+    Solved in its dual (kernel) form, which needs only n x n float64 arrays
+    besides ``X``: with ``s = sqrt(sample_weight)`` and the +-1 one-hot
+    targets ``T`` of ``y`` (codes 0..C-1), the weighted ridge solution is
+    ``W = X.T diag(s) beta`` with ``(diag(s) K diag(s) + alpha I) beta =
+    diag(s) T`` and ``K = X X.T``, so the training scores ``X W`` are
+    ``K diag(s) beta``.  Unlike ``RidgeClassifier``, it copies no
+    (n, n_features) array, which keeps the collapse check's memory small
+    beside a large feature matrix.
+    """
+    kernel = (X @ X.T).astype(np.float64)
+    s = np.sqrt(np.asarray(sample_weight, dtype=np.float64))
+    targets = np.full((len(y), y.max() + 1), -1.0)
+    targets[np.arange(len(y)), y] = 1.0
+    system = kernel * s[:, None]  # in place from here: no n x n temporaries
+    system *= s
+    system.flat[:: len(y) + 1] += alpha
+    beta = scipy.linalg.solve(
+        system, s[:, None] * targets, assume_a="pos", overwrite_a=True
+    )
+    return kernel @ (s[:, None] * beta)
 
 
 def _normalize_rows(X):
@@ -485,12 +510,12 @@ class SeAClassifier(BaseSeA):
             rows = np.random.RandomState(0).choice(
                 rows, COLLAPSE_CHECK_ROWS, replace=False
             )
-        features = _normalize_rows(X[rows].astype(np.float64))
+        features = X[rows]  # a copy: normalised in place
+        features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         weights = sample_weight[rows]
-        clean = RidgeClassifier(alpha=1.0, fit_intercept=False)
         with threadpool_limits(1, user_api="blas"):  # small solve beside torch's pool
-            clean.fit(features, y[rows], sample_weight=weights)
-        reference = clean.score(features, y[rows], sample_weight=weights)
+            scores = _clean_ridge_scores(features, y[rows], weights)
+        reference = np.average(scores.argmax(1) == y[rows], weights=weights)
         achieved = np.average(
             (features @ self.coef_.T).argmax(1) == y[rows], weights=weights
         )
