@@ -183,8 +183,8 @@ def bare_loop(images, model, batch, lr):
             memory_format=torch.channels_last
         )
         y1, y2, y3 = backbone(v).chunk(3)
-        loss = nt_xent_loss(projector(y1), projector(y2), 0.2)
-        loss = loss + equivariance_nce_loss(steering(y1, g), y3, 0.2)
+        loss = nt_xent_loss(projector(y1), projector(y2), 0.1)
+        loss = loss + equivariance_nce_loss(steering(y1, g), y3, 0.1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -235,7 +235,8 @@ def main():
     if "tta" not in args.skip:
         tta_benchmark(args)
     if "toy" not in args.skip:
-        toy_benchmark("nce, tau=0.2 (default)")
+        toy_benchmark("nce, tau=0.1 (default)")
+        toy_benchmark("nce, tau=0.2", temperature=0.2)
         toy_benchmark("nce, tau=0.05", temperature=0.05)
         toy_benchmark("mse", equivariance_loss="mse")
     if "fit" not in args.skip:
