@@ -105,8 +105,8 @@ class EquivariantExtractor(_SelfSupervisedExtractor):
     temperature : float, default=0.1
         Temperature of the InfoNCE losses (the SimCLR or MoCo base loss and
         the ``"nce"`` equivariance loss share it).  0.1 is the value measured
-        to reach the equivariance targets of the toy task in the
-        :ref:`User Guide <equivariant_extractor>`; 0.2 falls short.
+        to reach the equivariance targets of the toy task in the User
+        Guide; 0.2 falls short.
     orbit_mode : {"invariant", "concat"}, default="invariant"
         ``steering="orbit"`` only: the mean of the 8 D4 embeddings, or their
         concatenation (exactly equivariant: ``steer`` permutes blocks).
