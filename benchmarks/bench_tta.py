@@ -1,6 +1,6 @@
 """Steered (embedding-space) against input-space test-time augmentation.
 
-Three measurements, each in one run:
+Four measurements, each in one run:
 
 * **TTA speed and agreement**: an ``EquivariantExtractor`` on ``--model``
   (resnet18, ``weights=None``) at ``--size`` px on the CPU, trained for one
@@ -12,6 +12,12 @@ Three measurements, each in one run:
   trained one epoch on random images it only shows the pipeline runs.
 * **Equivariance error** on the spec 6.3 toy task (relative error, 1.0 at
   M = I), and the agreement of both TTAs there (K = 50).
+* **Accuracy on real images**: an ``EquivariantExtractor`` started from the
+  offline EfficientNet-Lite0 weights, trained one epoch on 400 of
+  scikit-learn's digits at 32 px with brightness and contrast steered; a
+  logistic-regression probe's test accuracy (300 digits) with plain,
+  steered-TTA and input-space-TTA predictions (K = 20), and the agreement of
+  the two TTA probability vectors (mean cosine).
 * **Fit throughput**: ``EquivariantExtractor.fit`` against a bare torch loop
   doing the same three views, SimCLR, steering and losses (target >= 0.85x).
 
@@ -26,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from _timing import best_of
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 
-from skfeat import EquivariantExtractor
+from skfeat import EquivariantExtractor, SteeredTTAClassifier
 from skfeat.extraction._inputs import decode_uint8
 from skfeat.models import get_backbone
 from skfeat.nn import (
@@ -155,6 +164,53 @@ def toy_benchmark(label, **params):
     )
 
 
+def digits_benchmark():
+    digits = load_digits()
+    images = np.repeat(
+        (digits.images * 255 / 16).round().astype(np.uint8)[..., None], 3, -1
+    )
+    X_train, X_test, y_train, y_test = train_test_split(
+        images,
+        digits.target,
+        train_size=400,
+        test_size=300,
+        random_state=0,
+        stratify=digits.target,
+    )
+    extractor = EquivariantExtractor(
+        "efficientnet_lite0",
+        weights="DEFAULT",
+        steered=("brightness", "contrast"),
+        image_size=32,
+        max_epochs=1,
+        batch_size=64,
+        lr=0.3,
+        device="cpu",
+        random_state=0,
+    ).fit(X_train)
+    tta = SteeredTTAClassifier(
+        extractor, LogisticRegression(max_iter=2000), n_augmentations=20, random_state=0
+    ).fit(X_train, y_train)
+    probe = tta.classifier_
+    steered = tta.predict_proba(X_test)
+    direct = input_space_tta(extractor, X_test, tta.params_list_)
+    direct = np.mean([probe.predict_proba(z) for z in direct.transpose(1, 0, 2)], 0)
+    plain = probe.predict_proba(extractor.transform(X_test))
+    print(
+        "digits: efficientnet_lite0 (weights=DEFAULT), 1 epoch on 400 images at "
+        "32 px, brightness and contrast steered, K=20, 300 test images"
+    )
+    for name, proba in (
+        ("plain", plain),
+        ("steered TTA", steered),
+        ("input TTA", direct),
+    ):
+        accuracy = np.mean(tta.classes_[proba.argmax(1)] == y_test)
+        print(f"{name:>15}: accuracy {accuracy:.3f}")
+    cosine = (unit(steered) * unit(direct)).sum(1).mean()
+    print(f"agreement of the TTA probabilities: mean cosine {cosine:.3f}")
+
+
 def bare_loop(images, model, batch, lr):
     """One epoch of the same objective written directly in torch."""
     generator = torch.Generator().manual_seed(0)
@@ -183,8 +239,8 @@ def bare_loop(images, model, batch, lr):
             memory_format=torch.channels_last
         )
         y1, y2, y3 = backbone(v).chunk(3)
-        loss = nt_xent_loss(projector(y1), projector(y2), 0.2)
-        loss = loss + equivariance_nce_loss(steering(y1, g), y3, 0.2)
+        loss = nt_xent_loss(projector(y1), projector(y2), 0.1)
+        loss = loss + equivariance_nce_loss(steering(y1, g), y3, 0.1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -229,15 +285,20 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fit-n", type=int, default=128)
     parser.add_argument("--fit-size", type=int, default=64)
-    parser.add_argument("--skip", nargs="*", default=(), choices=["tta", "toy", "fit"])
+    parser.add_argument(
+        "--skip", nargs="*", default=(), choices=["tta", "toy", "digits", "fit"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if "tta" not in args.skip:
         tta_benchmark(args)
     if "toy" not in args.skip:
-        toy_benchmark("nce, tau=0.2 (default)")
+        toy_benchmark("nce, tau=0.1 (default)")
+        toy_benchmark("nce, tau=0.2", temperature=0.2)
         toy_benchmark("nce, tau=0.05", temperature=0.05)
         toy_benchmark("mse", equivariance_loss="mse")
+    if "digits" not in args.skip:
+        digits_benchmark()
     if "fit" not in args.skip:
         fit_benchmark(args)
 

@@ -424,16 +424,17 @@ def tta_agreement(extractor, X, seed):
 
 @pytest.mark.slow
 def test_equivariant_toy_task_learns_steering_and_fast_tta():
-    """Spec 6.3: error 1.0 at M = I, <= 0.6 trained; embedding TTA ~ input TTA.
+    """Spec 6.3 with the defaults: error 1.0 at M = I, <= 0.6 trained; TTAs agree.
 
-    skfeat's InfoNCE reaches the error bound at temperature 0.05 (0.2 leaves
-    it near 0.85); the MSE loss with the SimCLR base reaches both bounds.
+    The default InfoNCE temperature 0.1 reaches both bounds (0.2 leaves the
+    error near 0.74); the MSE loss reaches them too.
     """
-    nce_errors, mse_errors, cosines = [], [], []
+    errors, cosines, mse_errors = [], [], []
     for seed in range(3):
-        extractor, X = toy_extractor(seed, temperature=0.05)
+        extractor, X = toy_extractor(seed)
         params = extractor.sample_params(len(X), random_state=seed)
-        nce_errors.append(relative_equivariance_error(extractor, X, params))
+        errors.append(relative_equivariance_error(extractor, X, params))
+        cosines.append(tta_agreement(extractor, X, seed))
         untrained = pickle.loads(pickle.dumps(extractor))
         untrained.steering_.generators.data.zero_()
         assert relative_equivariance_error(untrained, X, params) == pytest.approx(
@@ -441,7 +442,6 @@ def test_equivariant_toy_task_learns_steering_and_fast_tta():
         )
         extractor, X = toy_extractor(seed, equivariance_loss="mse")
         mse_errors.append(relative_equivariance_error(extractor, X, params))
-        cosines.append(tta_agreement(extractor, X, seed))
-    assert np.mean(nce_errors) <= 0.6
-    assert np.mean(mse_errors) <= 0.6
+    assert np.mean(errors) <= 0.6
     assert np.mean(cosines) >= 0.98
+    assert np.mean(mse_errors) <= 0.6

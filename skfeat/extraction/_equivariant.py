@@ -102,8 +102,11 @@ class EquivariantExtractor(_SelfSupervisedExtractor):
         negatives, or the squared distance of the normalised pair.
     equivariance_weight : float, default=1.0
         Weight of the equivariance loss.
-    temperature : float, default=0.2
-        Temperature of the InfoNCE losses.
+    temperature : float, default=0.1
+        Temperature of the InfoNCE losses (the SimCLR or MoCo base loss and
+        the ``"nce"`` equivariance loss share it).  0.1 is the value measured
+        to reach the equivariance targets of the toy task in the User
+        Guide; 0.2 falls short.
     orbit_mode : {"invariant", "concat"}, default="invariant"
         ``steering="orbit"`` only: the mean of the 8 D4 embeddings, or their
         concatenation (exactly equivariant: ``steer`` permutes blocks).
@@ -216,7 +219,7 @@ default=None
         base="simclr",
         equivariance_loss="nce",
         equivariance_weight=1.0,
-        temperature=0.2,
+        temperature=0.1,
         orbit_mode="invariant",
         max_epochs=100,
         batch_size=256,
