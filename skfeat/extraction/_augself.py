@@ -13,7 +13,6 @@ from sklearn.utils.validation import check_is_fitted
 from skfeat._engine import SSLModel, SSLNet, ssl_callbacks
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
-from skfeat.models import get_backbone
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
 from skfeat.probing._sea import draw_seed
 from skfeat.transforms import (
@@ -287,10 +286,7 @@ default=None
         labels, n_classes = self._encode_labels(y)
         seed = draw_seed(self.random_state)
         device = resolve_device(self.device)
-        in_features = X.shape[1] if kind == "vector" else None
-        backbone = get_backbone(
-            self.model, weights=self.weights, in_features=in_features
-        )
+        backbone = self._starting_backbone(kind, X)
         samples = self._training_samples(kind, X, backbone, labels)
         if kind == "vector":
             augmentations = vector_augmentations(X.shape[1])

@@ -18,7 +18,6 @@ from skfeat._engine import EquivariantNet, SSLModel, ssl_callbacks
 from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
-from skfeat.models import get_backbone
 from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering
 from skfeat.nn._feature_aug import OPERATORS
 from skfeat.nn._steering import D4_ELEMENTS, orbit_permutation
@@ -288,10 +287,7 @@ default=None
         self._check_settings(kind, X)
         seed = draw_seed(self.random_state)
         device = resolve_device(self.device)
-        in_features = X.shape[1] if kind == "vector" else None
-        backbone = get_backbone(
-            self.model, weights=self.weights, in_features=in_features
-        )
+        backbone = self._starting_backbone(kind, X)
         if self.steering == "orbit":
             self.backbone_ = backbone.to(device).eval().requires_grad_(False)
             self.net_, self.steering_ = None, None

@@ -19,6 +19,7 @@ from skfeat._engine import EpochCheckpoint, TrainingImages, load_checkpoint_file
 from skfeat._engine._checkpoint import CHECKPOINT_FILE
 from skfeat.extraction._base import _BaseTrainableExtractor, model_identity
 from skfeat.extraction._inputs import decode_uint8, image_dataset, square_uint8
+from skfeat.models import get_backbone
 from skfeat.utils import seeded
 
 
@@ -38,6 +39,11 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "weights": [str, os.PathLike, WeightsEnum, None],
     }
+
+    def _starting_backbone(self, kind, X):
+        """Build a fresh trainable copy of ``model`` with ``weights``, for one fit."""
+        in_features = X.shape[1] if kind == "vector" else None
+        return get_backbone(self.model, weights=self.weights, in_features=in_features)
 
     def _encode_labels(self, y):
         """Return class indices and count for ``base="supervised"``, else Nones."""
