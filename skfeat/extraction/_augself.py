@@ -14,7 +14,6 @@ from skfeat._engine import SSLModel, SSLNet, ssl_callbacks
 from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
-from skfeat.probing._sea import draw_seed
 from skfeat.transforms import (
     AugmentationPipeline,
     ColorJitter,
@@ -27,6 +26,7 @@ from skfeat.transforms import (
     RandomScale,
 )
 from skfeat.utils import autocast_dtype, resolve_device
+from skfeat.utils._torch import draw_seed
 
 IMAGE_AUG_TYPES = ("crop", "flip", "color", "gray", "blur", "rot")
 VECTOR_AUG_TYPES = ("shift", "scale")

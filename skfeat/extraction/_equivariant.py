@@ -21,7 +21,6 @@ from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
 from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering
 from skfeat.nn._feature_aug import OPERATORS
 from skfeat.nn._steering import D4_ELEMENTS, orbit_permutation
-from skfeat.probing._sea import draw_seed
 from skfeat.transforms import (
     AugmentationPipeline,
     RandomCircularShift,
@@ -31,6 +30,7 @@ from skfeat.transforms import (
 )
 from skfeat.transforms._steered import COLOR_PARAMS, D4_PARAMS, VECTOR_PARAMS
 from skfeat.utils import autocast_dtype, resolve_device
+from skfeat.utils._torch import draw_seed
 
 STEERINGS = {
     "expm": ExpmSteering,

@@ -12,7 +12,6 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -34,7 +33,7 @@ from skfeat.utils import (
     training_threads,
 )
 from skfeat.utils._docstring import fill_parameter_docs
-from skfeat.utils._torch import TRAINING_PRECISIONS
+from skfeat.utils._torch import TRAINING_PRECISIONS, draw_seed
 
 COLLAPSE_MARGIN = 0.10
 COLLAPSE_CHECK_ROWS = 1000  # accuracy to about +-1.5 points, against a 10-point margin
@@ -71,11 +70,6 @@ def _clean_ridge_scores(X, y, sample_weight, alpha=1.0):
 def _normalize_rows(X):
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.maximum(norms, 1e-12).astype(X.dtype)
-
-
-def draw_seed(random_state):
-    """Draw the int seed that drives initialisation and shuffling."""
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 # Parameter documentation shared by the SeA probes, substituted into their

@@ -4,7 +4,9 @@
 
 import contextlib
 
+import numpy as np
 import torch
+from sklearn.utils import check_random_state
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 TRAINING_PRECISIONS = ("auto", "float32", "float64")
@@ -239,3 +241,19 @@ def torch_threads(n_threads):
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def draw_seed(random_state):
+    """Draw the int seed that drives an estimator's initialisation and shuffling.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        The estimator's ``random_state`` parameter.
+
+    Returns
+    -------
+    seed : int
+        A seed in ``[0, 2**31 - 1)``, for :func:`seeded` and torch generators.
+    """
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
