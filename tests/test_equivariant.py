@@ -1,6 +1,8 @@
 """EquivariantExtractor, steering maps and SteeredTTAClassifier (spec section 6.3)."""
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -60,6 +62,40 @@ def test_discrete_steering_identity_element():
     steered = steering(z, elements)
     assert torch.equal(steered[0], z[0])
     assert not torch.allclose(steered[1:], z[1:])
+
+
+def test_discrete_steering_matrix_and_rows_match_a_dense_reference():
+    """Each element's map is I + its own delta, by matrix and by row."""
+    steering = randomised(DiscreteSteering(6, (4, 2)))
+    z = torch.randn(8, 6)
+    elements = torch.tensor([[k, s] for k in range(4) for s in range(2)])
+    for i, element in enumerate(elements):
+        dense = torch.eye(6) + (steering.deltas[i - 1] if i else 0)
+        torch.testing.assert_close(steering.matrix(element.float()), dense)
+        torch.testing.assert_close(steering(z, elements)[i], dense @ z[i])
+
+
+def test_discrete_steering_memory_is_one_map_not_dim_cubed():
+    """At Lite0's width the map of one element costs O(d^2), not a d^3 stack.
+
+    The earlier implementation indexed a (dim, dim, dim) tensor (1.8 GB at
+    dim 768); the child process's peak memory growth must stay far below it.
+    """
+    code = (
+        "import resource, torch\n"
+        "from skfeat.nn import DiscreteSteering\n"
+        "s = DiscreteSteering(768, (4, 2))\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "with torch.no_grad():\n"
+        "    s.matrix(torch.tensor([1.0, 1.0]))\n"
+        "    s(torch.randn(512, 768), torch.ones(512, 2))\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print((after - before) // 1024)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert int(result.stdout) < 200  # MiB
 
 
 @pytest.mark.parametrize("make", STEERINGS[:3])

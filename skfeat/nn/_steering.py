@@ -253,9 +253,33 @@ class DiscreteSteering(_Steering):
         steered : torch.Tensor of shape (n, dim)
             ``M(g_i) z_i`` in row i.
         """
-        index = (g.to(torch.long) * self.strides).sum(1)
-        deltas = F.pad(self.deltas, (0, 0, 0, 0, 1, 0))[index]  # element 0: none
-        return z + torch.einsum("nij,nj->ni", deltas, z)
+        index = self._element_index(g)
+        steered = z.clone()
+        for element in index.unique().tolist():
+            if element:  # element 0, the identity, has no delta
+                rows = index == element
+                steered[rows] += z[rows] @ self.deltas[element - 1].T
+        return steered
+
+    def matrix(self, g):
+        """Return the map of the element ``g``: one (dim, dim) matrix, no batch.
+
+        Parameters
+        ----------
+        g : torch.Tensor of shape (len(sizes),)
+            One group element, as integer-valued columns.
+
+        Returns
+        -------
+        matrix : torch.Tensor of shape (dim, dim)
+            ``I`` for the identity element, ``I + delta`` otherwise.
+        """
+        element = int(self._element_index(g[None]))
+        eye = torch.eye(self.dim, dtype=self.deltas.dtype, device=self.deltas.device)
+        return eye if element == 0 else eye + self.deltas[element - 1]
+
+    def _element_index(self, g):
+        return (g.to(torch.long) * self.strides).sum(1)
 
 
 def _strides(sizes):
