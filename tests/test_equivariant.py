@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from _ssl_helpers import interrupt_at_epoch, toy_vectors
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -235,6 +236,57 @@ def test_equivariant_records_losses_and_trains_generators():
     assert extractor.n_iter_ == 2 and len(extractor.loss_curve_) == 2
     assert "equivariance" in extractor.net_.history[-1]
     assert extractor.steering_.generators.abs().max() > 0
+
+
+def exact_vector_steering(extractor, d):
+    """An identity backbone and the generators that steer it exactly.
+
+    On vectors, "scale" multiplies the last 3 features by exp(g) and "rotate"
+    turns them about the grey axis: M(g) = expm(g_1 A_1 + g_2 A_2) with A_1
+    the projection on the block and A_2 its cross-product matrix.
+    """
+    extractor.backbone_ = torch.nn.Identity()
+    scale, rotate = torch.zeros(d, d), torch.zeros(d, d)
+    scale[-3:, -3:] = torch.eye(3)
+    axis = torch.full((3,), 3**-0.5)
+    rotate[-3:, -3:] = torch.linalg.cross(
+        axis.expand(3, 3), torch.eye(3), dim=1
+    ).T
+    steering = ExpmSteering(d, 2)
+    with torch.no_grad():
+        steering.generators.copy_(torch.stack([scale, rotate])[:, None])
+    extractor.steering_ = steering
+    return extractor
+
+
+def test_equivariance_error_is_zero_for_exact_maps_and_one_for_identity():
+    """The measurement against the exact steering of an identity backbone."""
+    X = vectors(d=6)
+    extractor = tiny(validation_fraction=0.0, model="mlp").fit(X)
+    exact = exact_vector_steering(extractor, 6)
+    samples = torch.from_numpy(X)
+    error = exact._equivariance_error(samples, n_features=6, seed=0)
+    assert error["params"] == ["scale", "rotate", "all"]
+    assert error["n_samples"] == 64
+    assert_allclose(error["steered"], 0, atol=1e-5)
+    assert (error["unsteered"] > 0.05).all()
+    exact.steering_.generators.data.zero_()
+    identity = exact._equivariance_error(samples, n_features=6, seed=0)
+    assert_allclose(identity["ratio"], 1.0)
+    assert_allclose(identity["unsteered"], error["unsteered"])
+
+
+def test_equivariance_error_is_held_out_and_warns_when_steering_fails():
+    """validation_fraction holds samples out; a 2-epoch fit warns, naming the fix."""
+    with pytest.warns(ConvergenceWarning, match="max_epochs"):
+        extractor = tiny(validation_fraction=0.25).fit(vectors())
+    error = extractor.equivariance_error_
+    assert error["n_samples"] == 16
+    assert error["ratio"][-1] > 0.95
+    batches = [len(b["batches"]) for b in extractor.net_.history]
+    assert batches == [2, 2]  # 48 training rows in batches of 32
+    measured_on_training = tiny(validation_fraction=0.0).fit(vectors())
+    assert measured_on_training.equivariance_error_["n_samples"] == 64
 
 
 def test_equivariant_image_backbone_fits(rgb_images):
@@ -479,5 +531,6 @@ def test_equivariant_toy_task_learns_steering_and_fast_tta():
         extractor, X = toy_extractor(seed, equivariance_loss="mse")
         mse_errors.append(relative_equivariance_error(extractor, X, params))
     assert np.mean(errors) <= 0.6
+    assert extractor.equivariance_error_["ratio"][-1] <= 0.8  # held out, raw
     assert np.mean(cosines) >= 0.98
     assert np.mean(mse_errors) <= 0.6

@@ -4,11 +4,13 @@
 
 import copy
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import PassthroughScoring
@@ -41,6 +43,9 @@ STEERINGS = {
 ORBIT_MODES = ("invariant", "concat")
 N_REFERENCE = 1024  # training embeddings kept for ood_score
 N_OOD_PARAMS = 32  # default steered embeddings per image in ood_score
+N_HELD_OUT = 256  # most images held out of training to measure equivariance_error_
+# equivariance_error_ ratio above which fit warns that steering does not work
+STEERING_WARN_RATIO = 0.95
 
 
 class EquivariantExtractor(_SelfSupervisedExtractor):
@@ -127,6 +132,10 @@ default=None
         Noise scale, drop probability or interpolation range.
     image_size : int, default=None
         Side of the training views and of the ``transform`` crop.
+    validation_fraction : float, default=0.1
+        Share of the training samples (at most 256) held out of training to
+        measure ``equivariance_error_``; with 0, or too few samples, it is
+        measured on up to 256 training samples instead.
     checkpoint : str or os.PathLike, default=None
         Directory of the per-epoch training state, as for
         :class:`~skfeat.AugSelfExtractor` (resume, refusal of other fits).
@@ -154,6 +163,15 @@ default=None
     net_ : skorch.NeuralNet or None
         The training engine (history with ``train_loss`` and
         ``equivariance``); None for ``"orbit"``.
+    equivariance_error_ : dict or None
+        How well the steering works on the held-out samples (see
+        ``validation_fraction``): ``"params"`` lists each steered parameter
+        and ``"all"``; ``"steered"`` and ``"unsteered"`` hold, for g drawn
+        from the training range of that parameter alone (or of all), the mean
+        relative error ``||p - f(T_g x)|| / ||f(T_g x)||`` of the prediction
+        ``p = M(g) f(x)`` and of ``p = f(x)``; ``"ratio"`` is their quotient
+        (1 when the maps do nothing; ``fit`` warns above 0.95);
+        ``"n_samples"`` counts the samples.  None for ``"orbit"``.
     reference_embeddings_ : ndarray of shape (n_reference, n_features_out)
         L2-normalised embeddings of up to 1024 training samples.
     n_features_in_ : int
@@ -202,6 +220,7 @@ default=None
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "feature_augmentation": [StrOptions(set(OPERATORS)), None],
         "fa_strength": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "checkpoint": [str, os.PathLike, None],
         "random_state": ["random_state"],
     }
@@ -228,6 +247,7 @@ default=None
         feature_augmentation=None,
         fa_strength=0.1,
         image_size=None,
+        validation_fraction=0.1,
         checkpoint=None,
         device="auto",
         precision="auto",
@@ -255,6 +275,7 @@ default=None
         self.feature_augmentation = feature_augmentation
         self.fa_strength = fa_strength
         self.image_size = image_size
+        self.validation_fraction = validation_fraction
         self.checkpoint = checkpoint
         self.device = device
         self.precision = precision
@@ -292,9 +313,11 @@ default=None
             self.backbone_ = backbone.to(device).eval().requires_grad_(False)
             self.net_, self.steering_ = None, None
             self.n_iter_, self.loss_curve_ = 0, []
+            self.equivariance_error_ = None
         else:
             labels, n_classes = self._encode_labels(y)
             samples = self._training_samples(kind, X, backbone, labels)
+            samples, labels, held_out = self._hold_out(samples, labels, seed)
             dim = self._feature_width(backbone, samples)
             net = self._build_net(
                 backbone, dim, kind, X, n_classes, len(samples), seed, device
@@ -302,6 +325,11 @@ default=None
             self._train(net, samples, labels, seed, device)
             steering = copy.deepcopy(net.steering_).cpu()
             self.steering_ = steering.eval().requires_grad_(False)
+            n_features = X.shape[1] if kind == "vector" else None
+            self.equivariance_error_ = self._equivariance_error(
+                held_out, n_features, seed
+            )
+            self._warn_if_not_steering()
         self.reference_embeddings_ = self._reference_embeddings(X, kind, seed)
         return self
 
@@ -489,6 +517,89 @@ default=None
             )
         return params
 
+    def _hold_out(self, samples, labels, seed):
+        """Split off ``validation_fraction`` of the samples (at most 256).
+
+        Returns the training samples and labels, and the samples on which
+        ``equivariance_error_`` is measured: the held-out ones, or up to 256
+        training samples when none are held out.
+        """
+        n = len(samples)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        n_held = min(int(self.validation_fraction * n), N_HELD_OUT)
+        if n_held == 0 or n - n_held < 2:
+            return samples, labels, _rows(samples, order[:N_HELD_OUT].sort().values)
+        held, kept = order[:n_held].sort().values, order[n_held:].sort().values
+        labels = None if labels is None else labels[kept]
+        return _rows(samples, kept), labels, _rows(samples, held)
+
+    def _equivariance_error(self, samples, n_features, seed):
+        """Relative errors of steered and unsteered embeddings, per parameter.
+
+        For each steered parameter alone (the others at 0) and for all
+        together, g is drawn from its training range and the error of a
+        prediction p of ``f(T_g x)`` is ``||p - f(T_g x)|| / ||f(T_g x)||``,
+        averaged over the samples whose g is not the identity; p is
+        ``M(g) f(x)`` (steered) or ``f(x)`` (unsteered).
+        """
+        augmentation = self._steered_augmentation(n_features)
+        generator = torch.Generator().manual_seed(seed + 3)
+        names = [*augmentation.names, "all"]
+        totals = np.zeros((2, len(names)))
+        counts = np.zeros(len(names))
+        loader = torch.utils.data.DataLoader(samples, batch_size=self.batch_size)
+        for batch in loader:
+            x = batch.float() / 255 if batch.dtype == torch.uint8 else batch
+            z = self._embed(x)
+            for j, name in enumerate(names):
+                g = augmentation.sample(len(x), generator)
+                if name != "all":
+                    g[:, np.arange(g.shape[1]) != j] = 0
+                moved = g.abs().sum(1) > 0
+                if not moved.any():
+                    continue
+                target = self._embed(augmentation.apply(x[moved], g[moved]))
+                with torch.no_grad():
+                    steered = self.steering_(z[moved], g[moved])
+                scale = target.norm(dim=1).clamp_min(1e-12)
+                for row, prediction in enumerate((steered, z[moved])):
+                    error = (prediction - target).norm(dim=1) / scale
+                    totals[row, j] += float(error.sum())
+                counts[j] += int(moved.sum())
+        steered, unsteered = totals / np.maximum(counts, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = steered / unsteered
+        return {
+            "params": names,
+            "steered": steered,
+            "unsteered": unsteered,
+            "ratio": ratio,
+            "n_samples": len(samples),
+        }
+
+    def _embed(self, x):
+        """Embeddings of a float batch (pixels in [0, 1] or vectors), on the CPU."""
+        with torch.inference_mode():
+            x = x.to(resolve_device(self.device))
+            return self._forward_batch(self.backbone_, x).float().cpu()
+
+    def _warn_if_not_steering(self):
+        """Warn when steering explains too little of the held-out embedding change."""
+        error = self.equivariance_error_
+        ratio = error["ratio"][-1]
+        if not ratio <= STEERING_WARN_RATIO:
+            warnings.warn(
+                f"The steering maps explain little of how the augmentations "
+                f"move the embeddings: on the {error['n_samples']} samples "
+                f"of equivariance_error_ the steered error is {ratio:.2f} times the unsteered "
+                "one (equivariance_error_), so steer, transform_augmented, "
+                "SteeredTTAClassifier and ood_score add little over the plain "
+                "embedding. Train longer (max_epochs) or on more images; see "
+                "the User Guide on what steering reaches on real photos.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
     def _steered_augmentation(self, n_features=None):
         names = D4_PARAMS if self.steering == "orbit" else self.steered
         start = 0 if n_features is None else max(n_features - 3, 0)
@@ -621,3 +732,10 @@ default=None
             rows = (elements == element).all(1)
             out[rows] = blocks[rows][:, orbit_permutation(element)]
         return out.reshape(Z.shape)
+
+
+def _rows(samples, rows):
+    """Rows of an in-memory tensor, or a subset of a streamed dataset."""
+    if isinstance(samples, torch.Tensor):
+        return samples[rows]
+    return Subset(samples, rows.tolist())
