@@ -10,7 +10,12 @@ import torch
 from sklearn.datasets import load_sample_images
 
 TRAIN_PHOTOS = (
-    "china", "flower", "astronaut", "coffee", "rocket", "immunohistochemistry"
+    "china",
+    "flower",
+    "astronaut",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
 )
 TEST_PHOTOS = ("chelsea", "stereo_motorcycle", "hubble_deep_field", "retina")
 

@@ -136,16 +136,22 @@ def tta_table(extractor, images, sources, k, seed):
     steered.fit(images[:half], sources[:half])
     input_space = np.mean(
         [
-            probe.predict_proba(extractor.transform(augment(test, np.tile(g, (len(test), 1)))))
+            probe.predict_proba(
+                extractor.transform(augment(test, np.tile(g, (len(test), 1))))
+            )
             for g in params
         ],
         axis=0,
     )
-    print(f"\nWhich test photo a crop is from ({len(np.unique(sources))} classes, "
-          f"{len(test)} test crops, K={k})")
+    print(
+        f"\nWhich test photo a crop is from ({len(np.unique(sources))} classes, "
+        f"{len(test)} test crops, K={k})"
+    )
     print(f"  plain        {np.mean(plain == truth):.3f}")
     print(f"  steered TTA  {steered.score(test, truth):.3f}")
-    print(f"  input TTA    {np.mean(probe.classes_[input_space.argmax(1)] == truth):.3f}")
+    print(
+        f"  input TTA    {np.mean(probe.classes_[input_space.argmax(1)] == truth):.3f}"
+    )
 
 
 def main():
@@ -160,11 +166,15 @@ def main():
     torch.set_num_threads(2)
     train, _ = photo_crops(TRAIN_PHOTOS, args.n, args.size, seed=args.seed)
     held, held_sources = photo_crops(TEST_PHOTOS, 160, args.size, seed=args.seed + 100)
-    print(f"train: {args.n} crops of {', '.join(TRAIN_PHOTOS)}; measured on 160 "
-          f"crops of {', '.join(TEST_PHOTOS)}; {args.size} px, batch 64, CPU")
+    print(
+        f"train: {args.n} crops of {', '.join(TRAIN_PHOTOS)}; measured on 160 "
+        f"crops of {', '.join(TEST_PHOTOS)}; {args.size} px, batch 64, CPU"
+    )
     header = " ".join(f"{n:>10}" for n in [*COLOR_PARAMS, "all"])
-    print(f"\nsteered / unsteered error (1.0: the maps do nothing)\n"
-          f"{'start':>8} {'epochs':>6} {'fit s':>6} {header}")
+    print(
+        f"\nsteered / unsteered error (1.0: the maps do nothing)\n"
+        f"{'start':>8} {'epochs':>6} {'fit s':>6} {header}"
+    )
     runs = [("DEFAULT", e) for e in args.epochs]
     runs += [(None, e) for e in args.scratch_epochs]
     extractor = None

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from _ssl_helpers import interrupt_at_epoch, toy_vectors
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -249,9 +248,7 @@ def exact_vector_steering(extractor, d):
     scale, rotate = torch.zeros(d, d), torch.zeros(d, d)
     scale[-3:, -3:] = torch.eye(3)
     axis = torch.full((3,), 3**-0.5)
-    rotate[-3:, -3:] = torch.linalg.cross(
-        axis.expand(3, 3), torch.eye(3), dim=1
-    ).T
+    rotate[-3:, -3:] = torch.linalg.cross(axis.expand(3, 3), torch.eye(3), dim=1).T
     steering = ExpmSteering(d, 2)
     with torch.no_grad():
         steering.generators.copy_(torch.stack([scale, rotate])[:, None])

@@ -589,10 +589,10 @@ default=None
         ratio = error["ratio"][-1]
         if not ratio <= STEERING_WARN_RATIO:
             warnings.warn(
-                f"The steering maps explain little of how the augmentations "
-                f"move the embeddings: on the {error['n_samples']} samples "
-                f"of equivariance_error_ the steered error is {ratio:.2f} times the unsteered "
-                "one (equivariance_error_), so steer, transform_augmented, "
+                "The steering maps explain little of how the augmentations "
+                f"move the embeddings: on the {error['n_samples']} samples of "
+                f"equivariance_error_ the steered error is {ratio:.2f} times "
+                "the unsteered one, so steer, transform_augmented, "
                 "SteeredTTAClassifier and ood_score add little over the plain "
                 "embedding. Train longer (max_epochs) or on more images; see "
                 "the User Guide on what steering reaches on real photos.",
