@@ -1,18 +1,25 @@
-"""SeA fit times on a busy machine: idle against beside one CPU-bound process.
+"""SeA fit times, quiet and beside a busy process: thread policy against fixed counts.
 
-Fits ``SeAClassifier`` and ``SeAClassifierCV`` on the real EfficientNet-Lite0
-features of sklearn's digits (a 5-shot draw and all rows; the demo's features,
-read from its cache), first on the idle
-machine, then beside one busy-loop process, in one run.  The 5-shot fits also
-run with torch's thread count left as the caller set it (the behaviour before
-issue 9: torch's default, one thread per core), so the improvement shows.
-Prints busy/idle ratios (target <= 2) and new/old idle ratios (target <= 1).
-Then times ``GridSearchCV(n_jobs=2)`` against ``n_jobs=1`` over the demo's
-pipeline (``DeepFeatureExtractor("efficientnet_lite0", memory=cache)`` and
-``SeAClassifier``).  Run ``python -m skfeat demo`` first so that the feature
-cache is warm (the benchmark fills it otherwise, which takes minutes).
+In one run, first on the quiet machine and then beside one CPU-bound
+busy-loop process, three fits are timed (best of ``--rounds``, interleaved):
 
-Usage: python benchmarks/bench_contention.py [--cache DIR] [--rounds 1] [--images 300]
+* small: ``SeAClassifier`` on a 5-shot draw of the real EfficientNet-Lite0
+  features of scikit-learn's digits (the demo's features, read from its
+  cache; filled first otherwise, which takes minutes);
+* large: ``SeAClassifier(max_epochs=10)`` on 5,000 x 2,048 float32 synthetic
+  features, 10 classes;
+* cv: ``SeAClassifierCV`` (7 etas x 3 folds) on all 1,797 digits features.
+
+Each runs with skfeat's thread policy (``ThreadTuner``: measured per fit,
+the default) and with the thread count fixed at 1 and at the caller's
+count (2 here), the tuning switched off.  Printed per condition: seconds,
+policy / best fixed (targets: <= 1.1 quiet, <= 1.2 busy) and busy / quiet
+of the policy (target <= 2).  The large fit is also compared with a bare
+torch loop doing the same float32 SeA updates at the faster fixed count
+(target: <= 1.3x), and, quiet, ``SeAClassifierCV`` with ``GridSearchCV``
+over the same etas (target: >= 3x faster, same eta).
+
+Usage: python benchmarks/bench_contention.py [--cache DIR] [--rounds 2]
 """
 
 import argparse
@@ -29,11 +36,13 @@ import torch
 from _timing import best_of
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skfeat import DeepFeatureExtractor, SeAClassifier, SeAClassifierCV
-from skfeat.probing import _sea, _sea_cv
+from skfeat.datasets import make_lowshot_features
+from skfeat.nn import SeALoss, l2_normalize, multihead_sea_logits
+from skfeat.probing import _sea
+from skfeat.utils import torch_threads
 
 ETAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
 
@@ -51,15 +60,16 @@ def busy_process():
 
 
 @contextlib.contextmanager
-def callers_threads():
-    """The behaviour before issue 9: SeA fits train on the caller's thread count."""
+def fixed_threads(n_threads):
+    """SeA fits with the thread tuning off, at ``n_threads``."""
+    tuned = _sea._training_callbacks
 
-    def keep(work, device):
-        return torch.get_num_threads()
+    def untuned(name, device, verbose):
+        return [c for c in tuned(name, device, verbose) if c[0] != "threads"]
 
     with (
-        mock.patch.object(_sea, "training_threads", keep),
-        mock.patch.object(_sea_cv, "training_threads", keep),
+        mock.patch.object(_sea, "_training_callbacks", untuned),
+        torch_threads(n_threads),
     ):
         yield
 
@@ -71,94 +81,146 @@ def five_shot(y, seed=0):
     )
 
 
-def probe_fits(X, y):
-    shots = five_shot(y)
-    return {
-        "SeAClassifier 5-shot": lambda: SeAClassifier(random_state=0).fit(
-            X[shots], y[shots]
-        ),
-        "SeAClassifierCV 5-shot": lambda: SeAClassifierCV(
-            etas=ETAS, cv=3, random_state=0
-        ).fit(X[shots], y[shots]),
-        "SeAClassifier all rows, 20 epochs": lambda: SeAClassifier(
-            max_epochs=20, random_state=0
-        ).fit(X, y),
-        "SeAClassifierCV all rows, 5 epochs": lambda: SeAClassifierCV(
-            etas=ETAS, cv=3, max_epochs=5, random_state=0
-        ).fit(X, y),
-    }
-
-
-def time_probes(X, y, rounds):
-    fits = probe_fits(X, y)
-    old = {name: fit for name, fit in fits.items() if "5-shot" in name}
-    seconds = {}
-    for load in ("idle", "busy"):
-        with busy_process() if load == "busy" else contextlib.nullcontext():
-            new, _ = best_of(fits, rounds)
-            with callers_threads():
-                before, _ = best_of(old, rounds)
-        seconds[load, "new"], seconds[load, "old"] = new, before
-    print(
-        f"X={X.shape}, torch threads of the caller: {torch.get_num_threads()}, "
-        f"cpu_count={os.cpu_count()}, best of {rounds}"
+def bare_loop(X, y, epochs, batch_size=256, seed=0):
+    """The large fit's float32 SeA updates in plain torch (Gram-matrix step)."""
+    X = l2_normalize(torch.as_tensor(X))
+    y = torch.as_tensor(y)
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(X.shape[1], int(y.max()) + 1, bias=False)
+    optimizer = torch.optim.SGD(
+        head.parameters(), lr=1.6, momentum=0.9, weight_decay=1e-6
     )
-    print(f"{'':38s}{'idle':>8s}{'busy':>8s}  busy/idle (target <= 2)")
-    for name in fits:
-        idle, busy = seconds["idle", "new"][name], seconds["busy", "new"][name]
-        print(f"  {name:36s}{idle:7.2f}s{busy:7.2f}s  {busy / idle:5.2f}")
-        if name in old:
-            was_idle = seconds["idle", "old"][name]
-            was_busy = seconds["busy", "old"][name]
-            print(
-                f"    before (caller's threads){'':9s}{was_idle:7.2f}s{was_busy:7.2f}s"
-                f"  {was_busy / was_idle:5.2f}   now/before idle {idle / was_idle:.2f}"
-                f" (target <= 1), busy {busy / was_busy:.2f}"
-            )
+    loss_fn, eta = SeALoss(), torch.tensor([0.8])
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for rows in torch.randperm(len(X), generator=generator).split(batch_size):
+            logits = multihead_sea_logits(
+                head.weight[None],
+                X[rows],
+                y[rows],
+                eta,
+                alpha=0.01,
+                temperature=0.1,
+                margin=0.0,
+            )[0]
+            optimizer.zero_grad()
+            loss_fn(logits, y[rows]).backward()
+            optimizer.step()
+    return head
 
 
-def time_grid_search(extractor, images, labels):
-    def search(n_jobs):
-        pipeline = make_pipeline(
-            extractor, SeAClassifier(max_epochs=30, random_state=0)
-        )
-        grid = {"seaclassifier__eta": [0.0, 0.4, 0.8, 1.2]}
-        return GridSearchCV(pipeline, grid, cv=3, n_jobs=n_jobs).fit(images, labels)
-
-    start = time.perf_counter()
-    search(2)  # starts joblib's worker processes, reused by the searches below
-    first = time.perf_counter() - start
-    seconds, _ = best_of(
-        {"n_jobs=1": lambda: search(1), "n_jobs=2": lambda: search(2)}, rounds=2
-    )
-    print(
-        f"GridSearchCV over extractor(memory=) + SeAClassifier, {len(labels)} "
-        "digits images, 4 etas x 3 folds + refit, best of 2"
-    )
-    print(
-        f"  n_jobs=1 {seconds['n_jobs=1']:6.2f}s   n_jobs=2 {seconds['n_jobs=2']:6.2f}s"
-        f"   ratio n_jobs=2 / n_jobs=1 = "
-        f"{seconds['n_jobs=2'] / seconds['n_jobs=1']:.2f}  (target <= 1)"
-    )
-    print(f"  first n_jobs=2 search, starting the workers: {first:6.2f}s")
-
-
-def main(cache, rounds, n_images):
+def digits_features(cache):
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)
     extractor = DeepFeatureExtractor("efficientnet_lite0", memory=cache, batch_size=64)
+    return extractor.transform(images), digits.target
+
+
+def fits(digits_X, digits_y, large_X, large_y):
+    shots = five_shot(digits_y)
+    return {
+        "small": lambda: SeAClassifier(random_state=0).fit(
+            digits_X[shots], digits_y[shots]
+        ),
+        "large": lambda: SeAClassifier(max_epochs=10, random_state=0).fit(
+            large_X, large_y
+        ),
+        "cv": lambda: SeAClassifierCV(etas=ETAS, cv=3, random_state=0).fit(
+            digits_X, digits_y
+        ),
+    }
+
+
+def time_condition(contenders, large_X, large_y, rounds):
+    """Seconds of each fit under the policy, fixed 1 and fixed caller's count."""
+    caller = torch.get_num_threads()
+    seconds = {}
+    for _ in range(rounds):
+        for mode in ("policy", 1, caller):
+            with fixed_threads(mode) if mode != "policy" else contextlib.nullcontext():
+                best, _ = best_of(contenders, 1)
+            for name, value in best.items():
+                key = (name, mode)
+                seconds[key] = min(seconds.get(key, float("inf")), value)
+        for n in (1, caller):
+            with torch_threads(n):
+                best, _ = best_of({"bare": lambda: bare_loop(large_X, large_y, 10)}, 1)
+            seconds["bare", n] = min(
+                seconds.get(("bare", n), float("inf")), best["bare"]
+            )
+    return seconds
+
+
+def grid_search_speed(X, y):
+    cv = StratifiedKFold(3)
     start = time.perf_counter()
-    X = extractor.transform(images)
-    print(f"features from the cache {cache}: {time.perf_counter() - start:.1f}s")
+    ours = SeAClassifierCV(etas=ETAS, cv=cv, random_state=0, selection="first").fit(
+        X, y
+    )
+    ours_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    search = GridSearchCV(SeAClassifier(random_state=0), {"eta": list(ETAS)}, cv=cv)
+    search.fit(X, y)
+    grid_seconds = time.perf_counter() - start
+    print(
+        f"\nquiet: SeAClassifierCV {ours_seconds:.1f} s (eta {ours.eta_}), "
+        f"GridSearchCV {grid_seconds:.1f} s (eta {search.best_params_['eta']}): "
+        f"{grid_seconds / ours_seconds:.1f}x faster (target >= 3)"
+    )
+
+
+def main(cache, rounds):
     warnings.simplefilter("ignore", ConvergenceWarning)  # large etas may collapse
-    time_probes(X, digits.target, rounds)
-    time_grid_search(extractor, images[:n_images], digits.target[:n_images])
+    digits_X, digits_y = digits_features(cache)
+    large_X, _, large_y, _ = make_lowshot_features(
+        n_classes=10,
+        n_features=2048,
+        n_train_per_class=500,
+        n_test_per_class=1,
+        random_state=0,
+    )
+    contenders = fits(digits_X, digits_y, large_X, large_y)
+    caller = torch.get_num_threads()
+    print(
+        f"digits features {digits_X.shape} {digits_X.dtype}, large {large_X.shape} "
+        f"{large_X.dtype}; caller's torch threads {caller}, cpu_count "
+        f"{os.cpu_count()}, best of {rounds}"
+    )
+    results = {}
+    for load in ("quiet", "busy"):
+        with busy_process() if load == "busy" else contextlib.nullcontext():
+            results[load] = time_condition(contenders, large_X, large_y, rounds)
+    print(
+        f"\n{'fit':>6} {'load':>6} {'policy':>8} {'fixed 1':>8} "
+        f"{'fixed ' + str(caller):>8}"
+        f"  policy/best fixed  busy/quiet (policy)"
+    )
+    for name in contenders:
+        for load in ("quiet", "busy"):
+            s = results[load]
+            fixed = min(s[name, 1], s[name, caller])
+            ratio = s[name, "policy"] / fixed
+            busy_quiet = (
+                results["busy"][name, "policy"] / results["quiet"][name, "policy"]
+            )
+            print(
+                f"{name:>6} {load:>6} {s[name, 'policy']:7.2f}s {s[name, 1]:7.2f}s "
+                f"{s[name, caller]:7.2f}s  {ratio:17.2f}  "
+                + (f"{busy_quiet:.2f}" if load == "busy" else "")
+            )
+    for load in ("quiet", "busy"):
+        s = results[load]
+        bare = min(s["bare", 1], s["bare", caller])
+        print(
+            f"large fit / bare torch loop ({load}): "
+            f"{s['large', 'policy'] / bare:.2f} (target <= 1.3)"
+        )
+    grid_search_speed(digits_X, digits_y)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/skfeat"))
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    main(args.cache, args.rounds, args.images)
+    main(args.cache, args.rounds)

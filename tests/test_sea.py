@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.metrics import accuracy_score
 from skorch.exceptions import DeviceWarning
@@ -203,7 +204,13 @@ def test_sea_classifier_matches_reference_loop(eta, batch_size):
     X_train, _, y_train, _ = make_lowshot_features(
         n_classes=4, n_features=16, random_state=1
     )
-    clf = SeAClassifier(eta=eta, max_epochs=10, batch_size=batch_size, random_state=3)
+    clf = SeAClassifier(
+        eta=eta,
+        max_epochs=10,
+        batch_size=batch_size,
+        random_state=3,
+        precision="float64",
+    )
     clf.fit(X_train, y_train)
     expected = reference_fit(
         X_train, y_train, eta=eta, epochs=10, batch_size=batch_size, random_state=3
@@ -214,8 +221,9 @@ def test_sea_classifier_matches_reference_loop(eta, batch_size):
 def test_sea_classifier_eta_zero_is_plain_probe():
     """eta=0 is the plain probe exactly: same coef_ as the reference without SeA."""
     X_train, _, y_train, _ = make_lowshot_features(random_state=2)
-    plain = SeAClassifier(eta=0.0, max_epochs=20, random_state=0).fit(X_train, y_train)
-    sea = SeAClassifier(eta=0.8, max_epochs=20, random_state=0).fit(X_train, y_train)
+    probe = SeAClassifier(max_epochs=20, random_state=0, precision="float64")
+    plain = clone(probe).set_params(eta=0.0).fit(X_train, y_train)
+    sea = clone(probe).set_params(eta=0.8).fit(X_train, y_train)
     assert_allclose(
         plain.coef_, reference_fit(X_train, y_train, eta=0, epochs=20), rtol=1e-9
     )

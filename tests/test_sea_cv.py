@@ -73,17 +73,29 @@ def test_all_data_heads_equal_separate_fits(lowshot, batch_size):
     """
     X, y = lowshot
     clf = SeAClassifierCV(
-        etas=ETAS, max_epochs=10, batch_size=batch_size, random_state=3
+        etas=ETAS,
+        max_epochs=10,
+        batch_size=batch_size,
+        random_state=3,
+        precision="float64",
     )
     clf.fit(X, y)
     heads = clf.net_.module_.weights().detach().numpy()[-len(ETAS) :]
     for eta, head in zip(ETAS, heads):
         alone = SeAClassifier(
-            eta=eta, max_epochs=10, batch_size=batch_size, random_state=3
+            eta=eta,
+            max_epochs=10,
+            batch_size=batch_size,
+            random_state=3,
+            precision="float64",
         )
         assert_allclose(head, alone.fit(X, y).coef_, rtol=1e-5, atol=1e-8)
     chosen = SeAClassifier(
-        eta=clf.eta_, max_epochs=10, batch_size=batch_size, random_state=3
+        eta=clf.eta_,
+        max_epochs=10,
+        batch_size=batch_size,
+        random_state=3,
+        precision="float64",
     )
     assert_allclose(clf.coef_, chosen.fit(X, y).coef_, rtol=1e-5, atol=1e-8)
 
@@ -153,10 +165,14 @@ def test_custom_scoring_and_outer_search(lowshot):
     """scoring= is used as GridSearchCV uses it; nesting in a search changes nothing."""
     X, y = lowshot
     clf = SeAClassifierCV(
-        etas=(0.0, 0.8), scoring="neg_log_loss", max_epochs=5, random_state=0
+        etas=(0.0, 0.8),
+        scoring="neg_log_loss",
+        max_epochs=5,
+        random_state=0,
+        precision="float64",
     ).fit(X, y)
     search = GridSearchCV(
-        SeAClassifier(max_epochs=5, random_state=0),
+        SeAClassifier(max_epochs=5, random_state=0, precision="float64"),
         {"eta": [0.0, 0.8]},
         scoring="neg_log_loss",
         cv=StratifiedKFold(3),

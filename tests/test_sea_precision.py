@@ -5,9 +5,10 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
-from skfeat import SeAClassifier, SeAClassifierCV
+from skfeat import DeepFeatureExtractor, SeAClassifier, SeAClassifierCV
 from skfeat._engine._feature import fits_on_device
 from skfeat.datasets import make_lowshot_features
 from skfeat.probing._sea import SHARED_PARAMETER_DOCS
@@ -48,14 +49,34 @@ def test_sea_float32_passes_sklearn_checks(estimator, check):
 
 @pytest.mark.parametrize("probe", PROBES, ids=lambda p: type(p).__name__)
 @pytest.mark.parametrize(
-    "precision, dtype",
-    [("auto", torch.float64), ("float64", torch.float64), ("float32", torch.float32)],
+    "precision, X_dtype, dtype",
+    [
+        ("auto", np.float32, torch.float32),
+        ("auto", np.float64, torch.float64),
+        ("float64", np.float32, torch.float64),
+        ("float32", np.float64, torch.float32),
+    ],
 )
-def test_sea_precision_sets_the_training_dtype(probe, precision, dtype, lowshot):
-    """The heads train in the chosen dtype (auto is float64 on the CPU)."""
-    fitted = clone(probe).set_params(precision=precision, device="cpu").fit(*lowshot)
+def test_sea_precision_sets_the_training_dtype(
+    probe, precision, X_dtype, dtype, lowshot
+):
+    """The heads train in the chosen dtype; on the CPU "auto" follows X's dtype."""
+    X, y = lowshot
+    fitted = clone(probe).set_params(precision=precision, device="cpu")
+    fitted.fit(X.astype(X_dtype), y)
     assert next(fitted.net_.module_.parameters()).dtype == dtype
-    assert fitted.coef_.dtype == np.float64
+    assert fitted.coef_.dtype == {torch.float32: np.float32}.get(dtype, np.float64)
+    assert fitted.predict_proba(X).dtype == np.float64
+
+
+def test_sea_pipeline_on_extractor_features_trains_in_float32():
+    """A DeepFeatureExtractor pipeline trains its probe in float32 unasked."""
+    X = np.random.RandomState(0).randn(40, 6)
+    y = np.arange(40) % 2
+    pipe = make_pipeline(
+        DeepFeatureExtractor("mlp", weights=None, device="cpu"), SeAClassifier(max_epochs=2)
+    ).fit(X, y)
+    assert pipe[-1].coef_.dtype == np.float32
 
 
 @pytest.mark.parametrize("probe", PROBES, ids=lambda p: type(p).__name__)

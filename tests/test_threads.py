@@ -1,19 +1,19 @@
-"""Torch threads during SeA fits, and their progress output (issue 9)."""
+"""Torch threads during SeA fits (issues 9, 19), and their progress output."""
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_classification
 
 from skfeat import SeAClassifier, SeAClassifierCV
 from skfeat._engine import SeAMultiHeadNet, SeANet
-from skfeat.probing import _sea, _sea_cv
-from skfeat.utils import torch_threads, training_threads
+from skfeat.utils import ThreadTuner, torch_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-ENGINES = {SeAClassifier: (SeANet, _sea), SeAClassifierCV: (SeAMultiHeadNet, _sea_cv)}
+ENGINES = {SeAClassifier: SeANet, SeAClassifierCV: SeAMultiHeadNet}
 
 
 @pytest.fixture
@@ -52,47 +52,100 @@ def test_torch_threads_restores_on_exception(caller_threads):
     assert torch.get_num_threads() == caller_threads
 
 
-def test_training_threads_rule(caller_threads):
-    """Small CPU products get one thread; large ones and CUDA keep the caller's."""
-    assert training_threads(256 * 256 * 1280, torch.device("cpu")) == 1
-    assert training_threads(10**10, torch.device("cpu")) == caller_threads
-    assert training_threads(10, torch.device("cuda")) == caller_threads
-    # A float32 multiply-add counts as half a float64 one.
-    work = 3 * 10**9 // 2
-    assert training_threads(work, torch.device("cpu")) == caller_threads
-    assert training_threads(work, torch.device("cpu"), torch.float32) == 1
+def run_tuner(tuner, seconds_at, steps):
+    """Feed ``steps`` steps whose time depends on the thread count (and step)."""
+    for step in range(steps):
+        tuner.record_step(seconds_at(tuner.n_threads, step), apply=False)
+    return tuner
+
+
+@pytest.mark.parametrize("faster", [1, 4])
+def test_thread_tuner_keeps_the_faster_count(faster):
+    """After probing both candidates the tuner runs at the faster one."""
+    tuner = run_tuner(
+        ThreadTuner(4), lambda n, step: 0.01 if n == faster else 0.015, 200
+    )
+    assert tuner.n_threads == faster
+    assert {n for n, _ in tuner.history} == {1, 4}
+    counts = [n for n, _ in tuner.history]
+    assert counts.count(faster) / len(counts) > 0.9
+
+
+def test_thread_tuner_follows_a_process_that_starts_and_stops():
+    """A busy process beside the fit makes one thread faster; its end, four."""
+
+    def seconds_at(n, step):
+        busy = 300 <= step < 900
+        if n == 1:
+            return 0.02
+        return 0.2 if busy else 0.01
+
+    tuner = ThreadTuner(4, min_recheck_seconds=0.5)
+    chosen = []
+    for step in range(1200):
+        tuner.record_step(seconds_at(tuner.n_threads, step), apply=False)
+        chosen.append(tuner.n_threads)
+    assert chosen[250] == 4  # quiet: four threads
+    assert chosen[850] == 1  # busy: one thread, found again
+    assert chosen[-1] == 4  # quiet again
+    busy_steps = chosen[300:900]
+    assert busy_steps.count(4) / len(busy_steps) < 0.15
+
+
+def test_thread_tuner_bounds_the_time_spent_probing():
+    """Re-probing a loser costs about explore_share of the time, at most."""
+    tuner = run_tuner(
+        ThreadTuner(2, explore_share=0.05),
+        lambda n, step: 0.01 if n == 1 else 0.1,
+        3000,
+    )
+    spent = {1: 0.0, 2: 0.0}
+    for n, seconds in tuner.history:
+        spent[n] += seconds
+    assert spent[2] / (spent[1] + spent[2]) < 0.1
+    assert tuner.n_threads == 1
+
+
+def test_thread_tuner_stops_a_probe_at_a_clear_loser():
+    """One step slower than twice the other's median ends the probe."""
+    tuner = run_tuner(ThreadTuner(2), lambda n, step: 0.01 if n == 1 else 1.0, 12)
+    assert [n for n, _ in tuner.history].count(2) == 1
+
+
+def test_thread_tuner_with_one_thread_never_switches():
+    """max_threads=1 leaves nothing to tune; the first step is not timed."""
+    tuner = run_tuner(ThreadTuner(1), lambda n, step: 0.01, 10)
+    assert tuner.n_threads == 1 and len(tuner.history) == 9
 
 
 @pytest.mark.parametrize("Estimator", [SeAClassifier, SeAClassifierCV])
-def test_sea_fit_trains_on_one_thread_and_restores(
+def test_sea_fit_tunes_threads_and_restores(
     Estimator, data, caller_threads, monkeypatch
 ):
-    """Small SeA fits train on one torch thread and leave the caller's count."""
+    """CPU fits start on one thread, probe the caller's count, restore it after."""
     seen = []
-    _record_threads(monkeypatch, ENGINES[Estimator][0], seen)
-    Estimator(max_epochs=2, random_state=0).fit(*data)
-    assert seen and set(seen) == {1}
+    _record_threads(monkeypatch, ENGINES[Estimator], seen)
+    Estimator(max_epochs=20, batch_size=16, random_state=0).fit(*data)
+    assert seen[0] == 1 and set(seen) == {1, caller_threads}
     assert torch.get_num_threads() == caller_threads
 
 
 @pytest.mark.parametrize("Estimator", [SeAClassifier, SeAClassifierCV])
-def test_sea_fit_runs_with_the_chosen_count(Estimator, data, monkeypatch):
-    """The count the rule chooses is the one the training steps run with."""
-    engine, module = ENGINES[Estimator]
-    monkeypatch.setattr(module, "training_threads", lambda work, device, dtype: 3)
-    seen = []
-    _record_threads(monkeypatch, engine, seen)
-    before = torch.get_num_threads()
-    Estimator(max_epochs=1, random_state=0).fit(*data)
-    assert set(seen) == {3}
-    assert torch.get_num_threads() == before
+def test_sea_results_do_not_depend_on_the_thread_policy(Estimator, data):
+    """Tuned and fixed thread counts give the same model to float rounding."""
+    with torch_threads(2):
+        tuned = Estimator(max_epochs=20, batch_size=16, random_state=0).fit(*data)
+    with torch_threads(1):  # nothing to tune
+        fixed = Estimator(max_epochs=20, batch_size=16, random_state=0).fit(*data)
+    np.testing.assert_allclose(tuned.coef_, fixed.coef_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(tuned.predict(data[0]), fixed.predict(data[0]))
 
 
 @pytest.mark.parametrize("Estimator", [SeAClassifier, SeAClassifierCV])
 def test_sea_failing_fit_restores_threads(Estimator, data, caller_threads, monkeypatch):
     """A fit that raises inside the training loop still restores the thread count."""
     seen = []
-    _record_threads(monkeypatch, ENGINES[Estimator][0], seen, fail=True)
+    _record_threads(monkeypatch, ENGINES[Estimator], seen, fail=True)
     with pytest.raises(RuntimeError, match="training failed"):
         Estimator(max_epochs=2, random_state=0).fit(*data)
     assert seen == [1]

@@ -16,8 +16,10 @@ from skfeat._engine._feature import FeatureNet
 from skfeat._engine._progress import EpochProgressBar
 from skfeat._engine._sea import SeAMultiHeadNet, SeANet
 from skfeat._engine._ssl import SSLModel, SSLNet, TrainingImages, ssl_callbacks
+from skfeat._engine._threads import AdaptiveThreads
 
 __all__ = [
+    "AdaptiveThreads",
     "EpochCheckpoint",
     "EpochProgressBar",
     "EquivariantNet",

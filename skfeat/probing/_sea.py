@@ -23,14 +23,13 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 from threadpoolctl import threadpool_limits
 
-from skfeat._engine import EpochProgressBar, SeANet
+from skfeat._engine import AdaptiveThreads, EpochProgressBar, SeANet
 from skfeat.nn import LinearHead, SeALoss
 from skfeat.utils import (
     resolve_device,
     seeded,
     torch_threads,
     training_dtype,
-    training_threads,
 )
 from skfeat.utils._docstring import fill_parameter_docs
 from skfeat.utils._torch import TRAINING_PRECISIONS, draw_seed
@@ -67,6 +66,25 @@ def _clean_ridge_scores(X, y, sample_weight, alpha=1.0):
     return kernel @ (s[:, None] * beta)
 
 
+def _input_dtype(X):
+    """Return the floating dtype of ``X``: float32, or float64 for anything else."""
+    dtypes = getattr(X, "dtypes", None)  # a DataFrame's columns
+    if dtypes is not None and len(dtypes) and all(d == np.float32 for d in dtypes):
+        return np.dtype(np.float32)
+    dtype = getattr(X, "dtype", None)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _training_callbacks(name, device, verbose):
+    """Thread tuning on the CPU, and the progress bar with ``verbose=1``."""
+    callbacks = []
+    if device.type == "cpu":
+        callbacks.append(("threads", AdaptiveThreads()))
+    if verbose == 1:
+        callbacks.append(("progress", EpochProgressBar(name)))
+    return callbacks
+
+
 def _normalize_rows(X):
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.maximum(norms, 1e-12).astype(X.dtype)
@@ -100,8 +118,11 @@ SHARED_PARAMETER_DOCS = {
     equivalent to repeated rows to float64 rounding, as scikit-learn's
     checks demand.  ``"float32"`` reaches the same accuracy faster (about
     2x on the CPU, far more on GPUs) but gives that up: weighted and
-    repeated fits then agree only to about 1e-4.  ``"auto"`` is float32 on
-    CUDA devices and float64 on the CPU (see the User Guide for why).""",
+    repeated fits then agree only to about 1e-4.  ``"auto"`` follows the
+    data: float32 on the CPU when ``X`` is float32 (as every
+    :class:`~skfeat.DeepFeatureExtractor` output is), float64 for other
+    inputs, and float32 on CUDA devices.  ``coef_`` has the training dtype;
+    predictions are computed in float64.""",
     "device": """device : str or torch.device, default="auto"
     ``"auto"`` trains on the first GPU when one is available and on the CPU
     otherwise, resolved in ``fit`` (inside the worker process under
@@ -125,7 +146,9 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
     ``LogisticRegression`` and ``LogisticRegressionCV`` share
     ``LinearClassifierMixin``.  Subclasses set ``coef_`` and ``classes_`` in
     ``fit``.  Inference is a float64 product with ``coef_`` on the CPU:
-    cheap, and independent of the device and precision of the training.
+    cheap, independent of the device and precision of the training, and
+    free of the float32 underflow that a softmax at ``temperature=0.1``
+    would hit (probabilities below 1e-45 would become 0).
     """
 
     _parameter_constraints = {
@@ -147,8 +170,10 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
         """Return float32 X, label codes, float64 weights and the classes.
 
         ``X`` is converted to float32 at most once, and not copied when it is
-        a C-contiguous float32 array already.
+        a C-contiguous float32 array already.  The dtype ``X`` came in is
+        kept as ``_input_dtype`` for ``precision="auto"``.
         """
+        self._input_dtype = _input_dtype(X)
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -166,7 +191,7 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
         return (
             draw_seed(self.random_state),
             device,
-            training_dtype(self.precision, device),
+            training_dtype(self.precision, device, self._input_dtype),
         )
 
     def _engine_parameters(self, seed, device, dtype):
@@ -185,9 +210,7 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
             device=str(device),
             verbose=int(self.verbose) if self.verbose >= 2 else 0,
-            callbacks=[("progress", EpochProgressBar(type(self).__name__))]
-            if self.verbose == 1
-            else [],
+            callbacks=_training_callbacks(type(self).__name__, device, self.verbose),
             seed=seed,
             alpha=self.alpha,
         )
@@ -198,7 +221,7 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(net.history)
         self.loss_curve_ = list(net.history[:, "train_loss"])
         if coef is not None:
-            self.coef_ = coef.astype(np.float64)
+            self.coef_ = coef
 
     def _logits(self, X):
         X = validate_data(self, X, reset=False, dtype=np.float32)
@@ -457,10 +480,7 @@ class SeAClassifier(BaseSeA):
         )
         seed, device, dtype = self._training_context()
         net = self._build_net(X.shape[1], len(classes), seed, device, dtype)
-        batch = min(self.batch_size, len(X))
-        # The largest product of a step: the batch's Gram matrix.
-        threads = training_threads(batch * batch * X.shape[1], device, dtype)
-        with torch_threads(threads), seeded(seed, device):
+        with torch_threads(), seeded(seed, device):
             # The engine normalises the rows batch by batch: no copy of X.
             net.fit({"x": X, "w": sample_weight}, codes)
         self.classes_ = classes

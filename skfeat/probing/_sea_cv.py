@@ -21,7 +21,7 @@ from skfeat.probing._sea import (
     SeAClassifier,
     _normalize_rows,
 )
-from skfeat.utils import seeded, torch_threads, training_threads
+from skfeat.utils import seeded, torch_threads
 from skfeat.utils._docstring import fill_parameter_docs
 
 
@@ -247,7 +247,7 @@ class SeAClassifierCV(BaseSeA):
     larger mean validation margin, SeA's:
 
     >>> clf.cv_results_["mean_test_margin"].round(2)
-    array([1.4 , 2.15])
+    array([1.4 , 2.12])
     >>> clf.eta_, clf.coef_.shape
     (0.8, (4, 64))
     """
@@ -346,12 +346,7 @@ class SeAClassifierCV(BaseSeA):
             etas=tuple(float(eta) for eta in etas),
             **self._engine_parameters(seed, device, dtype),
         )
-        batch = min(self.batch_size, len(X))
-        # The largest product of a step: every head's softmax weights times
-        # the batch's Gram matrix, or every head's logits.
-        per_head = batch * max(batch * batch, len(classes) * X.shape[1])
-        threads = training_threads(len(etas) * per_head, device, dtype)
-        with torch_threads(threads), seeded(seed, device):
+        with torch_threads(), seeded(seed, device):
             # The engine normalises the rows batch by batch: no copy of X.
             net.fit({"x": X, "m": masks, "w": sample_weight}, codes)
         coefs = net.module_.weights().detach().cpu().numpy()
@@ -376,7 +371,7 @@ class SeAClassifierCV(BaseSeA):
         """Score every fold's heads on its validation rows; return the chosen index."""
         scores, margins = np.empty((2, len(etas), len(folds)))
         for k, (_, test) in enumerate(folds):
-            heads = coefs[k * len(etas) : (k + 1) * len(etas)].astype(np.float64)
+            heads = coefs[k * len(etas) : (k + 1) * len(etas)]
             accuracy, margins[:, k] = _fold_accuracy_and_margin(
                 X, codes, sample_weight, test, heads
             )

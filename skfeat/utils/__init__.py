@@ -3,21 +3,21 @@
 """Utilities shared by skfeat estimators and their tests."""
 
 from skfeat.utils._paths import expand_path
+from skfeat.utils._threads import ThreadTuner
 from skfeat.utils._torch import (
     autocast_dtype,
     resolve_device,
     seeded,
     torch_threads,
     training_dtype,
-    training_threads,
 )
 
 __all__ = [
+    "ThreadTuner",
     "autocast_dtype",
     "expand_path",
     "resolve_device",
     "seeded",
     "torch_threads",
     "training_dtype",
-    "training_threads",
 ]

@@ -89,18 +89,23 @@ def autocast_dtype(precision, device):
     return getattr(torch, precision)
 
 
-def training_dtype(precision, device):
+def training_dtype(precision, device, input_dtype=None):
     """Return the dtype a probe trains in for ``precision`` on ``device``.
 
     Parameters
     ----------
     precision : {"auto", "float32", "float64"}
-        ``"auto"`` means float32 on CUDA devices, where float64 runs at a
-        small fraction of float32 speed, and float64 on the CPU, where
-        float32 gains less (see the SeA section of the User Guide) and
-        float64 keeps sample weights exactly equivalent to repeated rows.
+        ``"auto"`` follows the data, as scikit-learn's estimators that
+        preserve dtypes do: on the CPU, float32 when the training features
+        are float32 (every :class:`~skfeat.DeepFeatureExtractor` output is),
+        float64 otherwise, which keeps sample weights exactly equivalent to
+        repeated rows; on CUDA devices, where float64 runs at a small fraction
+        of float32 speed, float32.
     device : torch.device
         The device the training runs on.
+    input_dtype : numpy.dtype, default=None
+        The dtype of the training features as the user passed them; None
+        counts as float64.
 
     Returns
     -------
@@ -109,17 +114,21 @@ def training_dtype(precision, device):
 
     Examples
     --------
+    >>> import numpy as np
     >>> import torch
     >>> from skfeat.utils import training_dtype
     >>> training_dtype("auto", torch.device("cpu"))
     torch.float64
+    >>> training_dtype("auto", torch.device("cpu"), np.dtype(np.float32))
+    torch.float32
     >>> training_dtype("float32", torch.device("cpu"))
     torch.float32
     """
-    if precision == "auto":
-        cuda = torch.device(device).type == "cuda"
-        return torch.float32 if cuda else torch.float64
-    return getattr(torch, precision)
+    if precision != "auto":
+        return getattr(torch, precision)
+    if torch.device(device).type == "cuda" or input_dtype == np.float32:
+        return torch.float32
+    return torch.float64
 
 
 @contextlib.contextmanager
@@ -156,56 +165,8 @@ def seeded(seed, device=None):
         yield
 
 
-# Below this many multiply-adds, a tensor operation runs faster on one torch
-# thread than on two: splitting it saves less than the OpenMP workers'
-# synchronisation costs, and when another process holds a core, every
-# operation waits for a descheduled worker (issue 9).  Measured on a shared
-# 2-core machine, float64 (b, 1280) x (1280, b) products, one thread / two:
-# b=256 (8.4e7 multiply-adds, SeA's batch Gram matrix) 49 / 127 ms,
-# b=1024 (1.3e9) 791 / 606 ms, b=2048 (5.4e9) 2680 / 1700 ms.  A SeA fit runs
-# thousands of such small operations: SeAClassifierCV on 5-shot digits
-# features took 2.3 s on one thread and 48.5 s on two.  A float32
-# multiply-add costs about half a float64 one (twice the SIMD lanes), so work
-# is counted in float64 multiply-adds.
-PARALLEL_MIN_MULTIPLY_ADDS = 10**9
-
-
-def training_threads(multiply_adds, device, dtype=torch.float64):
-    """Choose torch's thread count for a training loop from its largest product.
-
-    Parameters
-    ----------
-    multiply_adds : int
-        Multiply-adds of the largest single tensor operation of a training
-        step (e.g. ``b * b * d`` for a (b, d) x (d, b) product).
-    device : torch.device
-        The device the loop runs on.
-    dtype : torch.dtype, default=torch.float64
-        The dtype of that product; a float32 multiply-add counts as half a
-        float64 one.
-
-    Returns
-    -------
-    n_threads : int
-        1 for CPU work too small to gain from threads, otherwise the caller's
-        current ``torch.get_num_threads()`` (also for CUDA devices, where the
-        CPU only launches kernels).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skfeat.utils import training_threads
-    >>> training_threads(256 * 256 * 1280, torch.device("cpu"))
-    1
-    """
-    work = multiply_adds * torch.finfo(dtype).bits / 64
-    if torch.device(device).type == "cpu" and work < PARALLEL_MIN_MULTIPLY_ADDS:
-        return 1
-    return torch.get_num_threads()
-
-
 @contextlib.contextmanager
-def torch_threads(n_threads):
+def torch_threads(n_threads=None):
     """Set torch's intra-op thread count inside a block; restore the caller's after.
 
     The caller's count is restored however the block ends, exceptions
@@ -215,8 +176,10 @@ def torch_threads(n_threads):
 
     Parameters
     ----------
-    n_threads : int
-        Intra-op threads inside the block (:func:`torch.set_num_threads`).
+    n_threads : int, default=None
+        Intra-op threads inside the block (:func:`torch.set_num_threads`);
+        None keeps the current count, for a block that may change it (such
+        as a fit that tunes its threads) and must leave it as it was.
 
     Yields
     ------
@@ -234,7 +197,7 @@ def torch_threads(n_threads):
     True
     """
     previous = torch.get_num_threads()
-    if n_threads != previous:
+    if n_threads is not None and n_threads != previous:
         torch.set_num_threads(n_threads)
     try:
         yield
