@@ -170,10 +170,8 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
         """Return float32 X, label codes, float64 weights and the classes.
 
         ``X`` is converted to float32 at most once, and not copied when it is
-        a C-contiguous float32 array already.  The dtype ``X`` came in is
-        kept as ``_input_dtype`` for ``precision="auto"``.
+        a C-contiguous float32 array already.
         """
-        self._input_dtype = _input_dtype(X)
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -185,13 +183,13 @@ class BaseSeA(ClassifierMixin, BaseEstimator):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         return X, encoder.transform(y), sample_weight, encoder.classes_
 
-    def _training_context(self):
-        """Return the seed, the device and the dtype of this fit."""
+    def _training_context(self, X):
+        """Return the seed, the device and the dtype of a fit on ``X`` (as passed)."""
         device = resolve_device(self.device)
         return (
             draw_seed(self.random_state),
             device,
-            training_dtype(self.precision, device, self._input_dtype),
+            training_dtype(self.precision, device, _input_dtype(X)),
         )
 
     def _engine_parameters(self, seed, device, dtype):
@@ -475,10 +473,10 @@ class SeAClassifier(BaseSeA):
         self : object
             The fitted classifier.
         """
+        seed, device, dtype = self._training_context(X)
         X, codes, sample_weight, classes = self._validate_training_data(
             X, y, sample_weight
         )
-        seed, device, dtype = self._training_context()
         net = self._build_net(X.shape[1], len(classes), seed, device, dtype)
         with torch_threads(), seeded(seed, device):
             # The engine normalises the rows batch by batch: no copy of X.

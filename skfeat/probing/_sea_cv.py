@@ -330,12 +330,12 @@ class SeAClassifierCV(BaseSeA):
                 "etas must be a non-empty sequence of finite values >= 0; "
                 f"got {self.etas!r}."
             )
+        seed, device, dtype = self._training_context(X)
         X, codes, sample_weight, classes = self._validate_training_data(
             X, y, sample_weight
         )
         folds = list(check_cv(self.cv, codes, classifier=True).split(X, codes))
         masks = self._group_masks(len(codes), folds)
-        seed, device, dtype = self._training_context()
         net = SeAMultiHeadNet(
             MultiLinearHead,
             module__n_features=X.shape[1],
