@@ -31,6 +31,20 @@ def photo(name):
     return image[..., :3]
 
 
+def square_crop(image, size, side, rng):
+    """Return a random ``size``-pixel square of ``image``, resized to ``side``."""
+    top = rng.randint(image.shape[0] - size + 1)
+    left = rng.randint(image.shape[1] - size + 1)
+    patch = torch.from_numpy(
+        np.ascontiguousarray(image[top : top + size, left : left + size])
+    )
+    patch = patch.permute(2, 0, 1)[None].float()
+    patch = torch.nn.functional.interpolate(
+        patch, size=(side, side), mode="bilinear", antialias=True
+    )
+    return patch[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+
+
 def photo_crops(names, n, side=64, seed=0):
     """``n`` square crops (cycling through ``names``) resized to ``side`` pixels.
 
@@ -40,18 +54,11 @@ def photo_crops(names, n, side=64, seed=0):
     """
     rng = np.random.RandomState(seed)
     photos = [photo(name) for name in names]
-    crops, sources = [], np.arange(n) % len(photos)
-    for source in sources:
-        image = photos[source]
-        size = rng.randint(side, min(image.shape[:2]) // 2 + 1)
-        top = rng.randint(image.shape[0] - size + 1)
-        left = rng.randint(image.shape[1] - size + 1)
-        crop = torch.from_numpy(
-            np.ascontiguousarray(image[top : top + size, left : left + size])
+    sources = np.arange(n) % len(photos)
+    crops = [
+        square_crop(
+            photos[k], rng.randint(side, min(photos[k].shape[:2]) // 2 + 1), side, rng
         )
-        crop = crop.permute(2, 0, 1)[None].float()
-        crop = torch.nn.functional.interpolate(
-            crop, size=(side, side), mode="bilinear", antialias=True
-        )
-        crops.append(crop[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
+        for k in sources
+    ]
     return np.stack(crops), sources

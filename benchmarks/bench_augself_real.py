@@ -40,11 +40,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from _photos import photo, square_crop
 from joblib import Parallel, delayed
 from kornia.enhance import adjust_hue
-from skimage import data as skimage_data
-from sklearn.datasets import load_sample_images
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -58,31 +56,26 @@ HUE_TURNS = (-0.1, 0.0, 0.1)
 PROBES = ("colour", "crop", "semantic")
 
 
+PHOTOS = (
+    "china",
+    "flower",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "stereo_motorcycle",
+)
+
+
 def load_photos():
     """Return eight colour photos that ship with scikit-learn and scikit-image."""
-    china, flower = load_sample_images().images
-    skimage_photos = [
-        getattr(skimage_data, name)()
-        for name in (
-            "astronaut",
-            "coffee",
-            "chelsea",
-            "rocket",
-            "immunohistochemistry",
-        )
-    ]
-    motorcycle = skimage_data.stereo_motorcycle()[0]
-    return [china, flower, *skimage_photos, motorcycle]
+    return [photo(name) for name in PHOTOS]
 
 
-def crop(photo, side, rng):
-    """Cut a random ``side``-pixel square from ``photo``, resized to 64 px."""
-    top = rng.randint(photo.shape[0] - side + 1)
-    left = rng.randint(photo.shape[1] - side + 1)
-    patch = torch.from_numpy(photo[top : top + side, left : left + side].copy())
-    patch = patch.permute(2, 0, 1)[None].float()
-    patch = F.interpolate(patch, size=(SIDE, SIDE), mode="bilinear", antialias=True)
-    return patch[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+def crop(image, side, rng):
+    """Cut a random ``side``-pixel square from ``image``, resized to 64 px."""
+    return square_crop(image, side, SIDE, rng)
 
 
 def training_crops(photos, n, rng):

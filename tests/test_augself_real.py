@@ -2,6 +2,7 @@
 
 import importlib.util
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ pytest.importorskip("skimage.data")
 BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 if not (BENCH / "bench_augself_real.py").exists():
     pytest.skip("needs benchmarks/bench_augself_real.py", allow_module_level=True)
+sys.path.insert(0, str(BENCH))  # the benchmark imports its sibling _photos
 _spec = importlib.util.spec_from_file_location(
     "bench_augself_real", BENCH / "bench_augself_real.py"
 )

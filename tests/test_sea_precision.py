@@ -74,7 +74,8 @@ def test_sea_pipeline_on_extractor_features_trains_in_float32():
     X = np.random.RandomState(0).randn(40, 6)
     y = np.arange(40) % 2
     pipe = make_pipeline(
-        DeepFeatureExtractor("mlp", weights=None, device="cpu"), SeAClassifier(max_epochs=2)
+        DeepFeatureExtractor("mlp", weights=None, device="cpu"),
+        SeAClassifier(max_epochs=2),
     ).fit(X, y)
     assert pipe[-1].coef_.dtype == np.float32
 
