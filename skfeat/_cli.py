@@ -354,7 +354,14 @@ def build_parser():
     """
     parser = argparse.ArgumentParser(prog="skfeat", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo_parser(commands)
+    _add_extract_parser(commands)
+    _add_probe_parser(commands)
+    return parser
 
+
+def _add_demo_parser(commands):
+    """Add ``skfeat demo``."""
     run = commands.add_parser(
         "demo",
         help="low-shot probes on real pretrained features",
@@ -389,6 +396,9 @@ def build_parser():
     _add_common_options(run)
     run.set_defaults(handler=demo)
 
+
+def _add_extract_parser(commands):
+    """Add ``skfeat extract``."""
     ext = commands.add_parser(
         "extract",
         help="featurise a folder of images",
@@ -471,6 +481,9 @@ def build_parser():
     _add_common_options(ext)
     ext.set_defaults(handler=extract)
 
+
+def _add_probe_parser(commands):
+    """Add ``skfeat probe``."""
     prb = commands.add_parser(
         "probe",
         help="compare probes on saved features",
@@ -497,7 +510,6 @@ def build_parser():
     _add_protocol_options(prb)
     _add_common_options(prb)
     prb.set_defaults(handler=probe)
-    return parser
 
 
 def _one_line(exc):

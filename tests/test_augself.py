@@ -16,10 +16,10 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skfeat import AugSelfExtractor
-from skfeat._engine import SSLModel, SSLNet, TrainingImages, ssl_callbacks
+from skfeat._engine import SSLNet, TrainingImages, ssl_callbacks
 from skfeat.extraction import _self_supervised
 from skfeat.models import Backbone, get_backbone
-from skfeat.nn import AugSelfHeads, simsiam_loss
+from skfeat.nn import AugSelfHeads, SSLModel, simsiam_loss
 from skfeat.transforms import AugmentationPipeline, RandomCircularShift, RandomScale
 
 

@@ -15,7 +15,7 @@ from skfeat._engine._equivariant import EquivariantNet
 from skfeat._engine._feature import FeatureNet
 from skfeat._engine._progress import EpochProgressBar
 from skfeat._engine._sea import SeAMultiHeadNet, SeANet
-from skfeat._engine._ssl import SSLModel, SSLNet, TrainingImages, ssl_callbacks
+from skfeat._engine._ssl import SSLNet, TrainingImages, ssl_callbacks
 
 __all__ = [
     "EpochCheckpoint",
@@ -24,7 +24,6 @@ __all__ = [
     "FeatureNet",
     "GroupedBatch",
     "GroupedBatches",
-    "SSLModel",
     "SSLNet",
     "SeAMultiHeadNet",
     "SeANet",

@@ -2,7 +2,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Two-view self-supervised engine: a base objective plus the AugSelf heads."""
 
-import copy
 import functools
 import json
 import math
@@ -12,80 +11,25 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import LRScheduler, PassthroughScoring, ProgressBar
 from skorch.history import History
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from skfeat.nn import (
     AugSelfHeads,
     FeatureAugmenter,
-    MoCoQueue,
     byol_loss,
     byol_momentum,
     moco_loss,
     momentum_update_,
     multi_positive_info_nce,
     nt_xent_loss,
-    projection_mlp,
     simsiam_loss,
+)
+from skfeat.nn._ssl import (
+    MOCO_MOMENTUM,
+    MOMENTUM_BASES,
 )
 
 BASES = ("simclr", "simsiam", "byol", "moco", "supervised")
-PREDICTOR_BASES = ("simsiam", "byol")
-MOMENTUM_BASES = ("byol", "moco")
-MOCO_MOMENTUM = 0.999
-MOCO_QUEUE_SIZE = 65536
-
-
-def head_widths(base, dim):
-    """Projector (hidden, out) and predictor hidden widths for a backbone of width D.
-
-    The reference widths (spec section 2.4) are capped relative to D, so a tiny
-    backbone gets proportionally small heads instead of a 2048-wide projector.
-    """
-    if base == "simsiam":
-        out = min(2048, 4 * dim)
-        return out, out, max(out // 4, 1)
-    if base == "byol":
-        hidden, out = min(4096, 8 * dim), min(256, dim)
-        return hidden, out, hidden
-    return dim, min(128, dim), None  # simclr, moco
-
-
-class SSLModel(nn.Module):
-    """The backbone and the trainable parts of one base objective.
-
-    Parameters
-    ----------
-    backbone : torch.nn.Module
-        Maps a batch to pre-projector features of width ``dim``.
-    base : {"simclr", "simsiam", "byol", "moco", "supervised"}
-        The base objective, which decides the other parts.
-    dim : int
-        Width D of the backbone's features.
-    n_classes : int, default=None
-        Number of classes of the ``"supervised"`` classifier.
-    queue_size : int, default=65536
-        Number of MoCo keys.
-    """
-
-    def __init__(self, backbone, base, dim, n_classes=None, queue_size=MOCO_QUEUE_SIZE):
-        super().__init__()
-        self.backbone = backbone
-        if base == "supervised":
-            self.classifier = nn.Linear(dim, n_classes)
-            return
-        hidden, out, predictor_hidden = head_widths(base, dim)
-        if base == "simsiam":
-            self.projector = projection_mlp(dim, hidden, out, last_bn=True)
-        else:
-            self.projector = projection_mlp(dim, hidden, out)
-        if base in PREDICTOR_BASES:
-            self.predictor = projection_mlp(out, predictor_hidden, out)
-        if base in MOMENTUM_BASES:
-            self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
-            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        if base == "moco":
-            self.queue = MoCoQueue(out, size=queue_size)
 
 
 class TrainingImages(Dataset):

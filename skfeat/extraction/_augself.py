@@ -10,10 +10,12 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from skfeat._engine import SSLModel, SSLNet, ssl_callbacks
-from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
+from skfeat._engine import SSLNet, ssl_callbacks
+from skfeat._engine._ssl import BASES
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
+from skfeat.nn import SSLModel
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
+from skfeat.nn._ssl import MOCO_QUEUE_SIZE, PREDICTOR_BASES
 from skfeat.transforms import (
     AugmentationPipeline,
     ColorJitter,

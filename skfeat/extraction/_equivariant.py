@@ -14,12 +14,13 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import PassthroughScoring
 from torch.utils.data import Dataset, Subset
 
-from skfeat._engine import EquivariantNet, SSLModel, ssl_callbacks
+from skfeat._engine import EquivariantNet, ssl_callbacks
 from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
-from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE
+from skfeat._engine._ssl import BASES
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
-from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering
+from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering, SSLModel
 from skfeat.nn._feature_aug import OPERATORS
+from skfeat.nn._ssl import MOCO_QUEUE_SIZE
 from skfeat.nn._steering import D4_ELEMENTS, orbit_permutation
 from skfeat.transforms import (
     AugmentationPipeline,
