@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import LRScheduler, PassthroughScoring, ProgressBar
+from skorch.callbacks import Callback, LRScheduler, PassthroughScoring, ProgressBar
 from skorch.history import History
 from torch.utils.data import DataLoader, Dataset
 
@@ -430,8 +430,25 @@ def constant_factor(epoch):
     return 1.0
 
 
+class FiniteLossCheck(Callback):
+    """Stop a fit whose mean training loss of an epoch is not finite.
+
+    It raises ``FloatingPointError`` at the end of that epoch, before a later
+    callback (the checkpoint) saves the diverged state; the facade turns it
+    into a message that names its parameters.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        """Raise when this epoch's ``train_loss`` is NaN or infinite."""
+        loss = net.history[-1, "train_loss"]
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the mean training loss of epoch {len(net.history)} is {loss}"
+            )
+
+
 def ssl_callbacks(base, aug_types, max_epochs, verbose):
-    """Cosine schedule (SimSiam's predictor kept constant), head-loss logs, progress."""
+    """Cosine schedule (SimSiam's predictor constant), loss checks, logs, progress."""
     schedules = [functools.partial(cosine_factor, max_epochs=max_epochs)]
     if base == "simsiam":  # the predictor's group comes first (optimizer param_groups)
         schedules = [constant_factor, *schedules]
@@ -439,7 +456,8 @@ def ssl_callbacks(base, aug_types, max_epochs, verbose):
         (
             "lr_scheduler",
             LRScheduler(torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedules),
-        )
+        ),
+        ("finite_loss", FiniteLossCheck()),
     ]
     callbacks += [
         (f"aux_{name}", PassthroughScoring(name=f"aux_{name}", on_train=True))

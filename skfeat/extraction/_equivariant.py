@@ -70,8 +70,10 @@ class EquivariantExtractor(_SelfSupervisedExtractor):
     ----------
     model : str or callable, default="resnet18"
         Backbone, as for :class:`~skfeat.DeepFeatureExtractor`.
-    weights : str, os.PathLike, WeightsEnum or None, default=None
-        Starting weights, as for :class:`~skfeat.AugSelfExtractor`.
+    weights : str, os.PathLike, WeightsEnum or None, default="DEFAULT"
+        Starting weights, as for :class:`~skfeat.AugSelfExtractor`:
+        ``"DEFAULT"`` is the model's pretrained weights (its own
+        initialisation for models without any), None a random start.
     steered : tuple of str, default=("brightness", "contrast", "saturation", \
 "hue")
         The steered augmentation parameters, in the column order of every
@@ -131,6 +133,11 @@ default=None
     checkpoint : str or os.PathLike, default=None
         Directory of the per-epoch training state, as for
         :class:`~skfeat.AugSelfExtractor` (resume, refusal of other fits).
+    warm_start : bool, default=False
+        When True and the extractor is fitted, ``fit`` continues training
+        the fitted backbone, heads and steering map for ``max_epochs`` more
+        epochs with a new cosine schedule, as for
+        :class:`~skfeat.AugSelfExtractor`.
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
@@ -163,6 +170,9 @@ default=None
         Epochs trained (0 for ``"orbit"``).
     loss_curve_ : list of float
         Mean training loss of every epoch.
+    weights_ : str
+        The starting weights, resolved (see
+        :class:`~skfeat.AugSelfExtractor`).
 
     See Also
     --------
@@ -211,7 +221,7 @@ default=None
         self,
         model="resnet18",
         *,
-        weights=None,
+        weights="DEFAULT",
         steered=COLOR_PARAMS,
         steering="expm",
         block_size=None,
@@ -230,6 +240,7 @@ default=None
         fa_strength=0.1,
         image_size=None,
         checkpoint=None,
+        warm_start=False,
         device="auto",
         precision="auto",
         memory=None,
@@ -257,6 +268,7 @@ default=None
         self.fa_strength = fa_strength
         self.image_size = image_size
         self.checkpoint = checkpoint
+        self.warm_start = warm_start
         self.device = device
         self.precision = precision
         self.memory = memory
@@ -341,6 +353,12 @@ default=None
         """
         check_is_fitted(self)
         Z = check_array(Z, dtype=np.float32)
+        width = self.reference_embeddings_.shape[1]
+        if Z.shape[1] != width:
+            raise ValueError(
+                f"Z has {Z.shape[1]} columns; steer takes embeddings from "
+                f"transform, which have {width} (n_features_out)."
+            )
         params = self._check_params(params, allow_rows=len(Z))
         if self.steering == "orbit":
             return self._permute_orbit(Z, params)

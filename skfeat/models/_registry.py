@@ -47,13 +47,19 @@ class BackboneSpec:
     input_kind: str
     preprocessing: ImagePreprocessing | None
     classifier: bool = False
+    pretrained: bool = True
 
 
 _REGISTRY = {}
 
 
 def register_backbone(
-    name=None, *, input_kind="image", preprocessing=None, classifier=False
+    name=None,
+    *,
+    input_kind="image",
+    preprocessing=None,
+    classifier=False,
+    pretrained=True,
 ):
     """Register a builder of feature networks under a lower_snake name.
 
@@ -78,6 +84,10 @@ def register_backbone(
     classifier : bool, default=False
         The builder returns a classifier: ``layer=None`` then takes the input
         of its last ``nn.Linear`` and ``layer="logits"`` its output.
+    pretrained : bool, default=True
+        The builder loads named pretrained weights.  With False, the
+        trainable extractors start it from its random initialisation when
+        ``weights="DEFAULT"``.
 
     Returns
     -------
@@ -109,7 +119,9 @@ def register_backbone(
             prep = _DEFAULT_IMAGE_PREPROCESSING
         else:
             prep = preprocessing
-        _REGISTRY[key] = BackboneSpec(key, builder, input_kind, prep, classifier)
+        _REGISTRY[key] = BackboneSpec(
+            key, builder, input_kind, prep, classifier, pretrained
+        )
         return builder
 
     return decorator
@@ -238,6 +250,19 @@ def get_backbone(
         pooling=pooling,
         cut_head=cut_head,
     )
+
+
+def has_pretrained_weights(model):
+    """Tell whether ``weights="DEFAULT"`` gives ``model`` pretrained weights.
+
+    True for torchvision and timm names and for registered backbones unless
+    registered with ``pretrained=False``; False for callables, which
+    ``"DEFAULT"`` keeps as they return.
+    """
+    if not isinstance(model, str):
+        return False
+    spec = _REGISTRY.get(model)
+    return True if spec is None else spec.pretrained
 
 
 def backbone_input_kind(model):
