@@ -178,16 +178,24 @@ def _list_images(root):
     return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), None
 
 
-def _readable(path):
-    import PIL.Image
-
-    try:
-        with PIL.Image.open(path) as image:
-            image.convert("RGB")
-    except (OSError, ValueError) as exc:
-        warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
-        return False
-    return True
+def _drop_skipped(skipped, features, paths, labels):
+    """Leave out the rows of unreadable images, with one warning naming them."""
+    if len(skipped) == 0:
+        return features, paths, labels
+    keep = np.ones(len(paths), dtype=bool)
+    keep[skipped] = False
+    names = ", ".join(str(paths[i]) for i in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    warnings.warn(
+        f"skipping {len(skipped)} unreadable image(s): {names}{more}", stacklevel=2
+    )
+    if not keep.any():
+        raise ValueError("no image under the folder could be read.")
+    return (
+        features[keep],
+        [p for p, k in zip(paths, keep) if k],
+        None if labels is None else labels[keep],
+    )
 
 
 def _save_npz(path, arrays):
@@ -209,10 +217,6 @@ def extract(args):
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     _check_parent_exists(out, "--out")
     paths, labels = _list_images(args.path)
-    if args.skip_errors:
-        keep = np.array([_readable(p) for p in paths], dtype=bool)
-        paths = [p for p, k in zip(paths, keep) if k]
-        labels = None if labels is None else labels[keep]
     if not paths:
         raise FileNotFoundError(
             f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {args.path}."
@@ -226,9 +230,12 @@ def extract(args):
         memory=args.memory,
         num_workers=args.num_workers,
         verbose=int(not args.quiet),
+        on_error="skip" if args.skip_errors else "raise",
     )
     try:
-        features = extractor.fit(paths[:1]).transform(paths)
+        with warnings.catch_warnings():  # the skipped files are listed below
+            warnings.filterwarnings("ignore", "[0-9]+ of [0-9]+ images cannot be read")
+            features = extractor.fit(paths[:1]).transform(paths)
     except (ValueError, OSError) as exc:
         if not any(str(p) in str(exc) for p in paths):
             raise
@@ -238,6 +245,10 @@ def extract(args):
         raise ValueError(
             f"{message} Rerun with --skip-errors to leave unreadable images out."
         ) from exc
+    if args.skip_errors:
+        features, paths, labels = _drop_skipped(
+            extractor.skipped_indices_, features, paths, labels
+        )
     arrays = dict(
         features=features,
         paths=np.array([str(p) for p in paths]),

@@ -177,7 +177,10 @@ class _BaseImageExtractor(
 
     def _extract_features(self, X):
         """Features of ``X``, through the feature cache when ``memory`` is set."""
-        backbone, dataset = self._prepare(X, reset=False)
+        return self._features_of(*self._prepare(X, reset=False))
+
+    def _features_of(self, backbone, dataset):
+        """Features of a prepared dataset, through the cache when ``memory`` is set."""
         if self.memory is None:
             return np.concatenate(list(self._stream(backbone, dataset)))
         return self._extract_with_cache(backbone, dataset)
@@ -229,7 +232,8 @@ class _BaseImageExtractor(
         start = 0
         for features in self._stream(backbone, dataset, missing) if missing else ():
             for index, vector in zip(missing[start : start + len(features)], features):
-                cache.put(keys[index], vector)
+                if not np.isnan(vector).all():  # an unreadable image is not stored
+                    cache.put(keys[index], vector)
                 found[keys[index]] = vector
             start += len(features)
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
