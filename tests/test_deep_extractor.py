@@ -515,3 +515,29 @@ def test_deep_extractor_on_error_is_validated():
         DeepFeatureExtractor("mlp", weights=None, on_error="ignore").fit(
             np.zeros((2, 3), np.float32)
         )
+
+
+class _Untraceable(nn.Module):
+    """A network with data-dependent control flow, which FX cannot trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, stride=2)
+        self.head = nn.Sequential(nn.Conv2d(4, 6, 3), nn.ReLU())
+
+    def forward(self, x):
+        x = self.stem(x)
+        if x.sum() > -1e30:  # data-dependent: breaks symbolic tracing
+            x = self.head(x)
+        return x
+
+
+def test_deep_extractor_layer_of_untraceable_model_by_module_name(rgb_images):
+    """Non-regression (issue 20, point 5): --layer works where FX tracing fails."""
+    extractor = DeepFeatureExtractor(_Untraceable, layer="stem", image_size=32)
+    features = extractor.fit_transform(rgb_images[:3])
+    assert features.shape == (3, 4) and np.isfinite(features).all()
+    with pytest.raises(ValueError, match=r"not a submodule.*Close matches: \['stem'"):
+        DeepFeatureExtractor(_Untraceable, layer="stm", image_size=32).fit(
+            rgb_images[:1]
+        )

@@ -53,7 +53,10 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         None takes the pre-logits vector: the input of the network's last
         ``nn.Linear`` (2048 features for resnet50, 768 for vit_b_16).
         ``"logits"`` takes the network's output.  Any other value names a node
-        of torchvision's feature extraction, e.g. ``"layer3"``.
+        of torchvision's feature extraction, e.g. ``"layer3"`` of a ResNet, or,
+        for a network it cannot trace, a submodule from ``named_modules()``,
+        e.g. ``"blocks.5"`` of ``"efficientnet_lite0"``; a wrong name lists
+        close matches.
     pooling : {"avg", "max", "gem"} or None, default="avg"
         How a spatial map ``(n, C, H, W)`` (or a token sequence ``(n, L, C)``)
         from ``layer`` becomes a vector: average, max or generalised-mean
