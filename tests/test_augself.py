@@ -139,12 +139,15 @@ def test_augself_records_each_head_loss_in_history(rgb_images):
 
 
 def test_augself_verbose_shows_the_loss(rgb_images, capsys):
-    """verbose=1 prints each epoch's loss and head losses; verbose=0 is silent."""
+    """verbose=2 prints each epoch's loss and head losses, plain; 1 a bar only."""
     tiny(max_epochs=2).fit(rgb_images)
     assert capsys.readouterr().out == ""
     tiny(max_epochs=2, verbose=1).fit(rgb_images)
+    captured = capsys.readouterr()
+    assert "train_loss" not in captured.out and "epoch=2/2" in captured.err
+    tiny(max_epochs=2, verbose=2).fit(rgb_images)
     out = capsys.readouterr().out
-    assert "train_loss" in out and "aux_crop" in out
+    assert "train_loss" in out and "aux_crop" in out and "\x1b[" not in out
 
 
 def test_augself_learning_rate_schedule(rgb_images):

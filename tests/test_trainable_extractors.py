@@ -183,3 +183,28 @@ def test_steered_tta_fit_validates_params_list(X, params_list, match):
     tta = SteeredTTAClassifier(extractor, LogisticRegression(), params_list=params_list)
     with pytest.raises(ValueError, match=match):
         tta.fit(X, y)
+
+
+@both
+def test_trainable_extractors_progress_is_labelled_and_plain(cls, X, capfd):
+    """verbose=1: one labelled bar with epoch and loss, no ANSI table (point 3)."""
+    _extractor(cls).fit(X)
+    assert capfd.readouterr().err == ""  # silent by default
+    _extractor(cls, verbose=1).fit(X)
+    captured = capfd.readouterr()
+    assert "simclr training" in captured.err and "epoch=2/2" in captured.err
+    assert "\x1b[" not in captured.err + captured.out
+    assert "train_loss" not in captured.out  # no skorch table
+
+
+def test_sea_cv_progress_shows_mean_loss_per_head(X, capfd):
+    """The SeAClassifierCV bar shows a labelled per-head mean (point 3)."""
+    from skfeat import SeAClassifier, SeAClassifierCV
+
+    y = (X[:, 0] > 0).astype(int)
+    SeAClassifierCV(etas=(0.0, 0.4), max_epochs=2, verbose=1).fit(X, y)
+    err = capfd.readouterr().err
+    assert "mean loss per head=" in err
+    loss = float(err.rsplit("mean loss per head=", 1)[1].split("]")[0])
+    single = SeAClassifier(eta=0.0, max_epochs=2).fit(X, y).loss_curve_[-1]
+    assert loss < 3 * single + 1  # a per-head scale, not a sum over 8 heads

@@ -13,11 +13,12 @@ from skfeat._engine._batches import GroupedBatch, GroupedBatches, TensorBatches
 from skfeat._engine._checkpoint import EpochCheckpoint, load_checkpoint_file
 from skfeat._engine._equivariant import EquivariantNet
 from skfeat._engine._feature import FeatureNet
-from skfeat._engine._progress import EpochProgressBar
+from skfeat._engine._progress import BatchProgressBar, EpochProgressBar
 from skfeat._engine._sea import SeAMultiHeadNet, SeANet
 from skfeat._engine._ssl import SSLNet, TrainingImages, ssl_callbacks
 
 __all__ = [
+    "BatchProgressBar",
     "EpochCheckpoint",
     "EpochProgressBar",
     "EquivariantNet",

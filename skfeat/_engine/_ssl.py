@@ -9,10 +9,11 @@ import math
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import Callback, LRScheduler, PassthroughScoring, ProgressBar
+from skorch.callbacks import Callback, LRScheduler, PassthroughScoring
 from skorch.history import History
 from torch.utils.data import DataLoader, Dataset
 
+from skfeat._engine._progress import BatchProgressBar, PlainPrintLog
 from skfeat.nn import (
     AugSelfHeads,
     FeatureAugmenter,
@@ -161,6 +162,13 @@ class SSLNet(NeuralNet):
         self.autocast_dtype = autocast_dtype
         self.seed = seed
         self.num_workers = num_workers
+
+    def get_default_callbacks(self):
+        """Skorch's defaults, with a table printed only at ``verbose >= 2``, plain."""
+        return [
+            (name, PlainPrintLog() if name == "print_log" else callback)
+            for name, callback in super().get_default_callbacks()
+        ]
 
     def initialize_module(self):
         """Build the model, the AugSelf heads, the feature augmenter and generators."""
@@ -464,5 +472,5 @@ def ssl_callbacks(base, aug_types, max_epochs, verbose):
         for name in aug_types
     ]
     if verbose:
-        callbacks.append(("progress", ProgressBar(postfix_keys=["train_loss"])))
+        callbacks.append(("progress", BatchProgressBar(f"{base} training")))
     return callbacks

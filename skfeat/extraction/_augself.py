@@ -156,7 +156,11 @@ default=None
     random_state : int, RandomState instance or None, default=None
         Seed of the heads' initialisation, shuffling and augmentations.
     verbose : int, default=0
-        Show a progress bar with the loss when positive.
+        0 is silent, as scikit-learn estimators are inside
+        ``cross_val_score`` or ``GridSearchCV``; 1 shows one labelled bar
+        over the batches of the fit with the epoch and its running loss (and
+        one over ``transform``'s batches); 2 also prints a table of every
+        epoch's losses (each AugSelf head's too).
 
     Attributes
     ----------

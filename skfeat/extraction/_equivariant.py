@@ -150,7 +150,11 @@ default=None
         Seed of the initialisation, shuffling, augmentations and of the
         training embeddings kept for :meth:`ood_score`.
     verbose : int, default=0
-        Show progress bars with the loss when positive.
+        0 is silent, as scikit-learn estimators are inside
+        ``cross_val_score`` or ``GridSearchCV``; 1 shows one labelled bar
+        over the batches of the fit with the epoch and its running loss (and
+        one over ``transform``'s batches); 2 also prints a table of every
+        epoch's losses (each AugSelf head's too).
 
     Attributes
     ----------

@@ -346,6 +346,8 @@ class SeAClassifierCV(BaseSeA):
             etas=tuple(float(eta) for eta in etas),
             **self._engine_parameters(seed, device, dtype),
         )
+        if self.verbose == 1:  # the training loss sums every head's
+            net.set_params(callbacks__progress__heads=masks.shape[1] * len(etas))
         batch = min(self.batch_size, len(X))
         # The largest product of a step: every head's softmax weights times
         # the batch's Gram matrix, or every head's logits.
