@@ -1,5 +1,6 @@
 """The documentation builds offline, gallery examples included, so it cannot rot."""
 
+import ast
 import importlib.util
 import pathlib
 import re
@@ -98,6 +99,43 @@ def test_docs_gallery_warnings_are_errors_while_an_example_runs():
         warnings.simplefilter("always")
         warnings.warn("changes in 1.11", FutureWarning)
     assert len(caught) == 1
+
+
+def test_docs_gallery_silences_scipy_deprecations_only():
+    """SciPy's deprecations (via scikit-learn 1.6) never fail an example (issue 20)."""
+    doc_checks.gallery_warnings_as_errors({}, "plot_x.py", "before")
+    try:
+        warnings.warn_explicit(
+            "disp is deprecated",
+            DeprecationWarning,
+            "_lbfgsb_py.py",
+            1,
+            "scipy.optimize",
+        )
+        with pytest.raises(DeprecationWarning):
+            warnings.warn_explicit(
+                "x is deprecated", DeprecationWarning, "base.py", 1, "sklearn.base"
+            )
+    finally:
+        doc_checks.gallery_warnings_as_errors({}, "plot_x.py", "after")
+
+
+def test_docs_gallery_imports_nothing_private():
+    """Gallery examples use skfeat's public API only (issue 20, point 9)."""
+    private = []
+    for example in sorted((DOCS / "examples").glob("*.py")):
+        for node in ast.walk(ast.parse(example.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "skfeat"
+            ):
+                names = [node.module, *(alias.name for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("skfeat")]
+            else:
+                continue
+            if any(part.startswith("_") for n in names for part in n.split(".")):
+                private.append(f"{example.name}: {names}")
+    assert not private
 
 
 def _build_gallery(tmp_path, example):
