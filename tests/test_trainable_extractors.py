@@ -208,3 +208,13 @@ def test_sea_cv_progress_shows_mean_loss_per_head(X, capfd):
     loss = float(err.rsplit("mean loss per head=", 1)[1].split("]")[0])
     single = SeAClassifier(eta=0.0, max_epochs=2).fit(X, y).loss_curve_[-1]
     assert loss < 3 * single + 1  # a per-head scale, not a sum over 8 heads
+
+
+@pytest.mark.parametrize("cls", [AugSelfExtractor, EquivariantExtractor])
+def test_trainable_extractors_state_dict_as_weights_short_message(cls):
+    """weights= a state dict in memory: a short message with the fix (point 7)."""
+    state = {f"layer{i}.weight": torch.zeros(64, 64) for i in range(20)}
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"a dict of 20 entries.*torch\.save") as info:
+        cls("tiny_cnn", weights=state).fit(images)
+    assert len(str(info.value)) < 400

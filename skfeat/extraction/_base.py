@@ -4,6 +4,7 @@
 
 import os
 from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping
 from numbers import Integral
 
 import joblib
@@ -14,7 +15,11 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
@@ -97,6 +102,22 @@ class _BaseImageExtractor(
         "memory": [None, str, os.PathLike, joblib.Memory],
         "verbose": ["verbose"],
     }
+
+    def _validate_params(self):
+        """Validate the parameters; a state dict as ``weights`` gets a short error.
+
+        scikit-learn's message would print every tensor of the dict.
+        """
+        weights = getattr(self, "weights", None)
+        if isinstance(weights, Mapping):
+            raise InvalidParameterError(
+                f"The 'weights' parameter of {type(self).__name__} must be a "
+                "weights name, a checkpoint path or None; got a "
+                f"{type(weights).__name__} of {len(weights)} entries (a state "
+                "dict?). Save it with torch.save(state_dict, 'weights.pt') and "
+                "pass weights='weights.pt'."
+            )
+        super()._validate_params()
 
     @abstractmethod
     def _get_backbone(self, in_features):
