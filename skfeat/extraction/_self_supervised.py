@@ -63,9 +63,10 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         if self._warm_net() is not None:
             backbone = copy.deepcopy(self.backbone_)
             if kind == "vector":  # a changed input width fails here, not deep inside
+                device = next(backbone.parameters()).device
                 try:
                     with torch.no_grad():
-                        backbone(torch.from_numpy(X[:2]))
+                        backbone(torch.from_numpy(X[:2]).to(device))
                 except RuntimeError as exc:
                     raise ValueError(
                         f"warm_start=True continues the fitted network, which "
