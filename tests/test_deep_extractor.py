@@ -448,3 +448,96 @@ def test_deep_extractor_loads_safetensors_checkpoint(tmp_path, rgb_images):
         network, rgb_images[:2], torchvision.models.ResNet18_Weights.DEFAULT
     )
     assert_allclose(extractor.transform(rgb_images[:2]), expected, rtol=1e-4, atol=1e-5)
+
+
+def _folder_with_broken_file(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    rng = np.random.RandomState(0)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"{i}.png"
+        PIL.Image.fromarray(rng.randint(0, 256, (20, 20, 3), np.uint8)).save(path)
+        paths.append(path)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    return [paths[0], broken, paths[1], tmp_path / "missing.png", paths[2]]
+
+
+def test_deep_extractor_on_error_raise_names_the_file(tmp_path):
+    """The default on_error="raise" stops at an unreadable file, named."""
+    paths = _folder_with_broken_file(tmp_path)
+    extractor = DeepFeatureExtractor("tiny_cnn", weights=None)
+    with pytest.raises(ValueError, match="broken.jpg"):
+        extractor.transform(paths)
+
+
+def test_deep_extractor_on_error_skip_gives_nan_rows(tmp_path):
+    """on_error="skip": NaN rows, recorded indices, one warning (issue 20, point 6)."""
+    paths = _folder_with_broken_file(tmp_path)
+    extractor = DeepFeatureExtractor("tiny_cnn", weights=None, on_error="skip")
+    with pytest.warns(UserWarning, match=r"2 of 5 images cannot be read.*broken\.jpg"):
+        features = extractor.transform(paths)
+    assert features.shape == (5, 16) and features.dtype == np.float32
+    assert_array_equal(extractor.skipped_indices_, [1, 3])
+    assert np.isnan(features[[1, 3]]).all() and np.isfinite(features[[0, 2, 4]]).all()
+    reference = DeepFeatureExtractor("tiny_cnn", weights=None).transform(
+        [paths[0], paths[2], paths[4]]
+    )
+    assert_allclose(features[[0, 2, 4]], reference, rtol=1e-5, atol=1e-6)
+    # Rows still match y: a pipeline with an imputer fits and predicts.
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    pipe = make_pipeline(extractor, SimpleImputer(), LogisticRegression())
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert pipe.fit(paths, [0, 1, 0, 1, 0]).predict(paths).shape == (5,)
+
+
+def test_deep_extractor_on_error_skip_caches_no_nan_rows(tmp_path):
+    """An unreadable image's NaN row is not stored in the feature cache."""
+    paths = _folder_with_broken_file(tmp_path / "images")
+    memory = tmp_path / "cache"
+    extractor = DeepFeatureExtractor(
+        "tiny_cnn", weights=None, on_error="skip", memory=memory
+    )
+    with pytest.warns(UserWarning):
+        first = extractor.transform(paths)
+    with pytest.warns(UserWarning):
+        second = extractor.transform(paths)
+    assert_array_equal(np.isnan(first), np.isnan(second))
+    assert len(list(memory.rglob("*.f32"))) == 3  # the 3 readable images only
+
+
+def test_deep_extractor_on_error_is_validated():
+    """on_error takes "raise" or "skip" only."""
+    with pytest.raises(ValueError, match="on_error"):
+        DeepFeatureExtractor("mlp", weights=None, on_error="ignore").fit(
+            np.zeros((2, 3), np.float32)
+        )
+
+
+class _Untraceable(nn.Module):
+    """A network with data-dependent control flow, which FX cannot trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, stride=2)
+        self.head = nn.Sequential(nn.Conv2d(4, 6, 3), nn.ReLU())
+
+    def forward(self, x):
+        x = self.stem(x)
+        if x.sum() > -1e30:  # data-dependent: breaks symbolic tracing
+            x = self.head(x)
+        return x
+
+
+def test_deep_extractor_layer_of_untraceable_model_by_module_name(rgb_images):
+    """Non-regression (issue 20, point 5): --layer works where FX tracing fails."""
+    extractor = DeepFeatureExtractor(_Untraceable, layer="stem", image_size=32)
+    features = extractor.fit_transform(rgb_images[:3])
+    assert features.shape == (3, 4) and np.isfinite(features).all()
+    with pytest.raises(ValueError, match=r"not a submodule.*Close matches: \['stem'"):
+        DeepFeatureExtractor(_Untraceable, layer="stm", image_size=32).fit(
+            rgb_images[:1]
+        )

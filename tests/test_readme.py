@@ -168,3 +168,20 @@ def test_readme_cpu_torch_line_pins_the_same_versions():
         "--index-url",
         "https://download.pytorch.org/whl/cpu",
     ]
+
+
+def test_readme_install_works_before_a_pypi_release():
+    """Non-regression (issue 20, point 1): install from a checkout or a wheel.
+
+    skfeat is not on PyPI: ``pip install skfeat`` appears only as what will
+    work once it is released, and both pages give the checkout and wheel lines.
+    """
+    install = (ROOT / "docs" / "install.rst").read_text()
+    for text in (README, install):
+        flat = " ".join(text.split())
+        for sentence in re.split(r"(?<=\.) ", flat):
+            if "pip install skfeat" in sentence.replace("``", "`").replace("`", ""):
+                assert "Once skfeat is released on PyPI" in sentence, sentence
+        assert "pip install ." in text
+        assert "pip wheel --no-deps --wheel-dir dist ." in text
+        assert "dist/skfeat-*.whl" in text

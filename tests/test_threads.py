@@ -159,7 +159,8 @@ def test_sea_verbose_progress_bar(Estimator, data, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert Estimator.__name__ in captured.err
-    assert "3/3" in captured.err and "loss=" in captured.err
+    label = "mean loss per head=" if Estimator is SeAClassifierCV else "loss="
+    assert "3/3" in captured.err and label in captured.err  # per head (issue 20)
     pickle.loads(pickle.dumps(model))
 
 

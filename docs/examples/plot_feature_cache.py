@@ -15,26 +15,38 @@ import tempfile
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
+from torch import nn
 
 from skfeat import DeepFeatureExtractor, SeAClassifier
-from skfeat.extraction._cache import cached_backbone
 
 digits = load_digits(n_class=5)
 images, labels = digits.images[:200] / 16.0, digits.target[:200]
 
+# %%
+# A small network that counts the images it sees
+# ----------------------------------------------
+# ``model`` may be any zero-argument callable that returns an ``nn.Module``;
+# this one records the size of every batch it is given.
 seen = []
-backbone = cached_backbone(
-    "tiny_cnn", weights=None, layer=None, pooling="avg", in_features=None, device="cpu"
-)
-hook = backbone.register_forward_pre_hook(
-    lambda module, args: seen.append(len(args[0]))
-)
+
+
+class CountingCNN(nn.Sequential):
+    def __init__(self):
+        super().__init__(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        )
+
+    def forward(self, x):
+        seen.append(len(x))
+        return super().forward(x)
 
 
 def images_forwarded(memory):
     seen.clear()
     pipe = make_pipeline(
-        DeepFeatureExtractor("tiny_cnn", weights=None, memory=memory, device="cpu"),
+        DeepFeatureExtractor(CountingCNN, memory=memory, image_size=32, device="cpu"),
         SeAClassifier(eta=0.0, random_state=0),
     )
     search = GridSearchCV(pipe, {"seaclassifier__max_epochs": [5, 10, 20, 40]}, cv=5)
@@ -42,8 +54,10 @@ def images_forwarded(memory):
     return sum(seen)
 
 
+# %%
+# A 4 x 5 grid search with and without the feature cache
+# ------------------------------------------------------
 with tempfile.TemporaryDirectory() as cache:
     print("without a cache:", images_forwarded(None), "images through the network")
     print("with memory=   :", images_forwarded(cache), "images through the network")
     print("second search  :", images_forwarded(cache), "images through the network")
-hook.remove()

@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 from threadpoolctl import threadpool_limits
@@ -74,12 +74,11 @@ def probes(k, seed):
     return {
         "tuned LR": make_pipeline(
             Normalizer(),
-            LogisticRegressionCV(
-                Cs=np.logspace(-1, 3, 5),
-                l1_ratios=(0.0,),
+            GridSearchCV(
+                LogisticRegression(),
+                {"C": np.logspace(-1, 3, 5)},
                 cv=folds,
                 scoring="accuracy",
-                use_legacy_attributes=False,
             ),
         ),
         "SeA eta=0": SeAClassifier(eta=0.0, max_epochs=50, random_state=seed),

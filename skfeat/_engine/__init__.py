@@ -13,20 +13,20 @@ from skfeat._engine._batches import GroupedBatch, GroupedBatches, TensorBatches
 from skfeat._engine._checkpoint import EpochCheckpoint, load_checkpoint_file
 from skfeat._engine._equivariant import EquivariantNet
 from skfeat._engine._feature import FeatureNet
-from skfeat._engine._progress import EpochProgressBar
+from skfeat._engine._progress import BatchProgressBar, EpochProgressBar
 from skfeat._engine._sea import SeAMultiHeadNet, SeANet
-from skfeat._engine._ssl import SSLModel, SSLNet, TrainingImages, ssl_callbacks
+from skfeat._engine._ssl import SSLNet, TrainingImages, ssl_callbacks
 from skfeat._engine._threads import AdaptiveThreads
 
 __all__ = [
     "AdaptiveThreads",
+    "BatchProgressBar",
     "EpochCheckpoint",
     "EpochProgressBar",
     "EquivariantNet",
     "FeatureNet",
     "GroupedBatch",
     "GroupedBatches",
-    "SSLModel",
     "SSLNet",
     "SeAMultiHeadNet",
     "SeANet",

@@ -2,7 +2,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Two-view self-supervised engine: a base objective plus the AugSelf heads."""
 
-import copy
 import functools
 import json
 import math
@@ -10,82 +9,28 @@ import math
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import LRScheduler, PassthroughScoring, ProgressBar
+from skorch.callbacks import Callback, LRScheduler, PassthroughScoring
 from skorch.history import History
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from skfeat._engine._progress import BatchProgressBar, PlainPrintLog
 from skfeat.nn import (
     AugSelfHeads,
     FeatureAugmenter,
-    MoCoQueue,
     byol_loss,
     byol_momentum,
     moco_loss,
     momentum_update_,
     multi_positive_info_nce,
     nt_xent_loss,
-    projection_mlp,
     simsiam_loss,
+)
+from skfeat.nn._ssl import (
+    MOCO_MOMENTUM,
+    MOMENTUM_BASES,
 )
 
 BASES = ("simclr", "simsiam", "byol", "moco", "supervised")
-PREDICTOR_BASES = ("simsiam", "byol")
-MOMENTUM_BASES = ("byol", "moco")
-MOCO_MOMENTUM = 0.999
-MOCO_QUEUE_SIZE = 65536
-
-
-def head_widths(base, dim):
-    """Projector (hidden, out) and predictor hidden widths for a backbone of width D.
-
-    The reference widths (spec section 2.4) are capped relative to D, so a tiny
-    backbone gets proportionally small heads instead of a 2048-wide projector.
-    """
-    if base == "simsiam":
-        out = min(2048, 4 * dim)
-        return out, out, max(out // 4, 1)
-    if base == "byol":
-        hidden, out = min(4096, 8 * dim), min(256, dim)
-        return hidden, out, hidden
-    return dim, min(128, dim), None  # simclr, moco
-
-
-class SSLModel(nn.Module):
-    """The backbone and the trainable parts of one base objective.
-
-    Parameters
-    ----------
-    backbone : torch.nn.Module
-        Maps a batch to pre-projector features of width ``dim``.
-    base : {"simclr", "simsiam", "byol", "moco", "supervised"}
-        The base objective, which decides the other parts.
-    dim : int
-        Width D of the backbone's features.
-    n_classes : int, default=None
-        Number of classes of the ``"supervised"`` classifier.
-    queue_size : int, default=65536
-        Number of MoCo keys.
-    """
-
-    def __init__(self, backbone, base, dim, n_classes=None, queue_size=MOCO_QUEUE_SIZE):
-        super().__init__()
-        self.backbone = backbone
-        if base == "supervised":
-            self.classifier = nn.Linear(dim, n_classes)
-            return
-        hidden, out, predictor_hidden = head_widths(base, dim)
-        if base == "simsiam":
-            self.projector = projection_mlp(dim, hidden, out, last_bn=True)
-        else:
-            self.projector = projection_mlp(dim, hidden, out)
-        if base in PREDICTOR_BASES:
-            self.predictor = projection_mlp(out, predictor_hidden, out)
-        if base in MOMENTUM_BASES:
-            self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
-            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        if base == "moco":
-            self.queue = MoCoQueue(out, size=queue_size)
 
 
 class TrainingImages(Dataset):
@@ -217,6 +162,13 @@ class SSLNet(NeuralNet):
         self.autocast_dtype = autocast_dtype
         self.seed = seed
         self.num_workers = num_workers
+
+    def get_default_callbacks(self):
+        """Skorch's defaults, with a table printed only at ``verbose >= 2``, plain."""
+        return [
+            (name, PlainPrintLog() if name == "print_log" else callback)
+            for name, callback in super().get_default_callbacks()
+        ]
 
     def initialize_module(self):
         """Build the model, the AugSelf heads, the feature augmenter and generators."""
@@ -486,8 +438,25 @@ def constant_factor(epoch):
     return 1.0
 
 
+class FiniteLossCheck(Callback):
+    """Stop a fit whose mean training loss of an epoch is not finite.
+
+    It raises ``FloatingPointError`` at the end of that epoch, before a later
+    callback (the checkpoint) saves the diverged state; the facade turns it
+    into a message that names its parameters.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        """Raise when this epoch's ``train_loss`` is NaN or infinite."""
+        loss = net.history[-1, "train_loss"]
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the mean training loss of epoch {len(net.history)} is {loss}"
+            )
+
+
 def ssl_callbacks(base, aug_types, max_epochs, verbose):
-    """Cosine schedule (SimSiam's predictor kept constant), head-loss logs, progress."""
+    """Cosine schedule (SimSiam's predictor constant), loss checks, logs, progress."""
     schedules = [functools.partial(cosine_factor, max_epochs=max_epochs)]
     if base == "simsiam":  # the predictor's group comes first (optimizer param_groups)
         schedules = [constant_factor, *schedules]
@@ -495,12 +464,13 @@ def ssl_callbacks(base, aug_types, max_epochs, verbose):
         (
             "lr_scheduler",
             LRScheduler(torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedules),
-        )
+        ),
+        ("finite_loss", FiniteLossCheck()),
     ]
     callbacks += [
         (f"aux_{name}", PassthroughScoring(name=f"aux_{name}", on_train=True))
         for name in aug_types
     ]
     if verbose:
-        callbacks.append(("progress", ProgressBar(postfix_keys=["train_loss"])))
+        callbacks.append(("progress", BatchProgressBar(f"{base} training")))
     return callbacks

@@ -10,10 +10,12 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from skfeat._engine import SSLModel, SSLNet, ssl_callbacks
-from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE, PREDICTOR_BASES
+from skfeat._engine import SSLNet, ssl_callbacks
+from skfeat._engine._ssl import BASES
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
+from skfeat.nn import SSLModel
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
+from skfeat.nn._ssl import MOCO_QUEUE_SIZE, PREDICTOR_BASES
 from skfeat.transforms import (
     AugmentationPipeline,
     ColorJitter,
@@ -74,9 +76,16 @@ class AugSelfExtractor(_SelfSupervisedExtractor):
         Backbone, as for :class:`~skfeat.DeepFeatureExtractor`: a torchvision
         name, ``"timm/<name>"``, a registered name or a zero-argument
         callable.  The extractor trains its own copy.
-    weights : str, os.PathLike, WeightsEnum or None, default=None
-        Starting weights: ``"DEFAULT"``, a weights name, a checkpoint path,
-        or None for a random initialisation under skfeat's fixed seed.
+    weights : str, os.PathLike, WeightsEnum or None, default="DEFAULT"
+        Starting weights.  ``"DEFAULT"`` is the model's pretrained weights
+        (ImageNet for torchvision models, loaded from the torch hub cache
+        under ``TORCH_HOME``, downloaded once when the network allows, and
+        failing fast with the expected file name when not); models without
+        pretrained weights (``"tiny_cnn"``, ``"mlp"``, a callable) start from
+        their own initialisation.  Also a weights name such as
+        ``"IMAGENET1K_V1"``, a checkpoint path, or None to train from a
+        random initialisation under skfeat's fixed seed, as the AugSelf
+        paper does.  ``weights_`` names the weights used.
     base : {"simsiam", "simclr", "byol", "moco", "supervised"}, default="simsiam"
         Base objective.  ``"supervised"`` trains a linear classifier on both
         views with the labels ``y`` passed to ``fit``.
@@ -128,6 +137,12 @@ default=None
         weights equal an uninterrupted fit's on the CPU; a finished one is
         loaded without training.  A damaged file, or one of another fit,
         raises a ``ValueError``.
+    warm_start : bool, default=False
+        When True and the extractor is fitted, ``fit`` continues training
+        the fitted network (backbone and heads) for ``max_epochs`` more
+        epochs, with a fresh optimiser and a new cosine schedule over those
+        epochs, instead of starting from ``weights``: train, look, then
+        train longer.  ``n_iter_`` and ``loss_curve_`` count all epochs.
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
@@ -141,7 +156,11 @@ default=None
     random_state : int, RandomState instance or None, default=None
         Seed of the heads' initialisation, shuffling and augmentations.
     verbose : int, default=0
-        Show a progress bar with the loss when positive.
+        0 is silent, as scikit-learn estimators are inside
+        ``cross_val_score`` or ``GridSearchCV``; 1 shows one labelled bar
+        over the batches of the fit with the epoch and its running loss (and
+        one over ``transform``'s batches); 2 also prints a table of every
+        epoch's losses (each AugSelf head's too).
 
     Attributes
     ----------
@@ -157,6 +176,10 @@ default=None
         Number of epochs trained, including resumed ones.
     loss_curve_ : list of float
         Mean training loss of every epoch.
+    weights_ : str
+        The starting weights, resolved, e.g.
+        ``"ResNet18_Weights.IMAGENET1K_V1"``, ``"checkpoint:<path>#sha256=..."``
+        or ``"random-init(seed=0)"``; a warm start keeps the first fit's.
 
     See Also
     --------
@@ -173,7 +196,7 @@ default=None
     and streamed otherwise.  Projector and predictor widths follow the
     reference, capped at a few times the backbone width for small backbones.
 
-    The defaults follow the STL-10 recipe, 200 epochs from a random start.
+    The training defaults follow the STL-10 recipe (200 epochs).
     Fine-tuned from ``weights="DEFAULT"`` on a few hundred photos, the heads
     did not gain 3 points within the budgets measured: on 384 crops of
     eight photos (batch 64, ``lr=0.3``, 24 to 144 steps, three seeds), the
@@ -182,6 +205,9 @@ default=None
     scored higher than either.
     The User Guide gives the table; compare with a frozen
     :class:`~skfeat.DeepFeatureExtractor` on the attribute you need.
+
+    A fit whose loss becomes NaN or infinite (too large an ``lr``) stops
+    with a ``FloatingPointError`` that says what to change.
 
     Examples
     --------
@@ -196,6 +222,10 @@ default=None
     ((8, 16), dtype('float32'))
     >>> extractor.n_iter_, "aux_crop" in extractor.net_.history[-1]
     (1, True)
+    >>> extractor.weights_  # tiny_cnn has no pretrained weights
+    'random-init(seed=0)'
+    >>> extractor.set_params(warm_start=True).fit(images).n_iter_  # 1 more epoch
+    2
     """
 
     _parameter_constraints = {
@@ -222,7 +252,7 @@ default=None
         self,
         model="resnet18",
         *,
-        weights=None,
+        weights="DEFAULT",
         base="simsiam",
         aug_types=("crop", "color"),
         aug_weights=1.0,
@@ -240,6 +270,7 @@ default=None
         fa_partner="positive",
         image_size=None,
         checkpoint=None,
+        warm_start=False,
         device="auto",
         precision="auto",
         memory=None,
@@ -266,6 +297,7 @@ default=None
         self.fa_partner = fa_partner
         self.image_size = image_size
         self.checkpoint = checkpoint
+        self.warm_start = warm_start
         self.device = device
         self.precision = precision
         self.memory = memory

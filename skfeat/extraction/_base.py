@@ -4,6 +4,7 @@
 
 import os
 from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping
 from numbers import Integral
 
 import joblib
@@ -14,7 +15,11 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
@@ -98,6 +103,22 @@ class _BaseImageExtractor(
         "verbose": ["verbose"],
     }
 
+    def _validate_params(self):
+        """Validate the parameters; a state dict as ``weights`` gets a short error.
+
+        scikit-learn's message would print every tensor of the dict.
+        """
+        weights = getattr(self, "weights", None)
+        if isinstance(weights, Mapping):
+            raise InvalidParameterError(
+                f"The 'weights' parameter of {type(self).__name__} must be a "
+                "weights name, a checkpoint path or None; got a "
+                f"{type(weights).__name__} of {len(weights)} entries (a state "
+                "dict?). Save it with torch.save(state_dict, 'weights.pt') and "
+                "pass weights='weights.pt'."
+            )
+        super()._validate_params()
+
     @abstractmethod
     def _get_backbone(self, in_features):
         """Return the network to run, in eval mode on the device."""
@@ -177,7 +198,10 @@ class _BaseImageExtractor(
 
     def _extract_features(self, X):
         """Features of ``X``, through the feature cache when ``memory`` is set."""
-        backbone, dataset = self._prepare(X, reset=False)
+        return self._features_of(*self._prepare(X, reset=False))
+
+    def _features_of(self, backbone, dataset):
+        """Features of a prepared dataset, through the cache when ``memory`` is set."""
         if self.memory is None:
             return np.concatenate(list(self._stream(backbone, dataset)))
         return self._extract_with_cache(backbone, dataset)
@@ -229,7 +253,8 @@ class _BaseImageExtractor(
         start = 0
         for features in self._stream(backbone, dataset, missing) if missing else ():
             for index, vector in zip(missing[start : start + len(features)], features):
-                cache.put(keys[index], vector)
+                if not np.isnan(vector).all():  # an unreadable image is not stored
+                    cache.put(keys[index], vector)
                 found[keys[index]] = vector
             start += len(features)
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)

@@ -49,7 +49,7 @@ def dask_transform(extractor, images, *, npartitions=None):
     except ImportError as exc:
         raise ImportError(
             "dask_transform needs Dask: pip install 'dask[distributed]' "
-            "(or pip install 'skfeat[dask]')."
+            "(or pip install '.[dask]' in the skfeat checkout)."
         ) from exc
     bag = dask.bag.from_sequence(list(images), npartitions=npartitions)
     parts = bag.map_partitions(_transform_partition, extractor).compute()

@@ -3,12 +3,15 @@
 """DeepFeatureExtractor: features of a frozen pretrained network as a transformer."""
 
 import os
+import warnings
 
+import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from torchvision.models import WeightsEnum
 
 from skfeat.extraction._base import _BaseImageExtractor, model_identity
 from skfeat.extraction._cache import cached_backbone
+from skfeat.extraction._inputs import SkipUnreadable, VectorRows
 from skfeat.models._backbone import POOLINGS
 from skfeat.utils._torch import resolve_device
 
@@ -50,7 +53,10 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         None takes the pre-logits vector: the input of the network's last
         ``nn.Linear`` (2048 features for resnet50, 768 for vit_b_16).
         ``"logits"`` takes the network's output.  Any other value names a node
-        of torchvision's feature extraction, e.g. ``"layer3"``.
+        of torchvision's feature extraction, e.g. ``"layer3"`` of a ResNet, or,
+        for a network it cannot trace, a submodule from ``named_modules()``,
+        e.g. ``"blocks.5"`` of ``"efficientnet_lite0"``; a wrong name lists
+        close matches.
     pooling : {"avg", "max", "gem"} or None, default="avg"
         How a spatial map ``(n, C, H, W)`` (or a token sequence ``(n, L, C)``)
         from ``layer`` becomes a vector: average, max or generalised-mean
@@ -84,12 +90,24 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         disables caching.
     verbose : int, default=0
         Show a progress bar when positive.
+    on_error : {"raise", "skip"}, default="raise"
+        What an image that cannot be read (a missing, truncated or non-image
+        file) does in ``transform``.  ``"raise"`` stops with a ``ValueError``
+        (or ``FileNotFoundError``) naming the file.  ``"skip"`` gives that
+        image a row of NaN, so the rows still match ``X`` (and ``y`` in a
+        pipeline), warns once with the files, and records their row indices
+        in ``skipped_indices_``.  Drop those rows with
+        ``np.isnan(features).all(axis=1)``, or follow with an estimator that
+        accepts NaN (``SimpleImputer``, ``HistGradientBoostingClassifier``).
 
     Attributes
     ----------
     weights_ : str
         The resolved weights, e.g. ``"ResNet50_Weights.IMAGENET1K_V2"``,
         ``"checkpoint:<path>#sha256=<digest>"`` or ``"random-init(seed=0)"``.
+    skipped_indices_ : ndarray of shape (n_skipped,), dtype int64
+        Rows of the images the last ``transform`` could not read, whose
+        features are NaN; set by ``transform`` only with ``on_error="skip"``.
     n_features_in_ : int
         Number of input columns; set only for vector backbones such as
         ``"mlp"``, which take 2-D input.
@@ -136,6 +154,7 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         "weights": [str, os.PathLike, WeightsEnum, None],
         "layer": [str, None],
         "pooling": [StrOptions(set(POOLINGS)), None],
+        "on_error": [StrOptions({"raise", "skip"})],
     }
 
     def __init__(
@@ -152,6 +171,7 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         precision="auto",
         memory=None,
         verbose=0,
+        on_error="raise",
     ):
         self.model = model
         self.weights = weights
@@ -164,6 +184,7 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         self.precision = precision
         self.memory = memory
         self.verbose = verbose
+        self.on_error = on_error
 
     def fit(self, X, y=None):
         """Validate the parameters and inputs, and load the network.
@@ -198,10 +219,43 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         Returns
         -------
         features : ndarray of shape (n_samples, n_features_out), dtype float32
-            Rows in the order of ``X``.
+            Rows in the order of ``X``; with ``on_error="skip"``, NaN rows
+            for the images that cannot be read.
         """
         self._validate_params()
-        return self._extract_features(X)
+        backbone, dataset = self._prepare(X, reset=False)
+        features = self._features_of(backbone, dataset)
+        if self.on_error == "skip":
+            self.skipped_indices_ = np.flatnonzero(np.isnan(features).all(axis=1))
+            if len(self.skipped_indices_):
+                self._warn_skipped(dataset)
+        return features
+
+    def _prepare(self, X, *, reset):
+        """Validate ``X``; with ``on_error="skip"``, read images leniently."""
+        backbone, dataset = super()._prepare(X, reset=reset)
+        if self.on_error == "skip" and not isinstance(dataset, VectorRows):
+            crop = self._eval_preprocessing(backbone).crop_size
+            dataset = SkipUnreadable(dataset, (3, crop, crop))
+        return backbone, dataset
+
+    def _warn_skipped(self, dataset, shown=3):
+        skipped = self.skipped_indices_
+        errors = getattr(dataset, "errors", {})
+
+        def name(index):
+            if index in errors:
+                return errors[index].removeprefix("X: ").rstrip(".")
+            return f"X[{index}] {dataset.raw(index)!r}"
+
+        listed = "; ".join(name(i) for i in skipped[:shown])
+        more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
+        warnings.warn(
+            f"{len(skipped)} of {len(dataset)} images cannot be read; their feature "
+            f"rows are NaN (row indices in skipped_indices_): {listed}{more}.",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def featurize_batch(self, X):
         """Extract features of one in-memory batch, for Spark, Ray and Dask.

@@ -16,12 +16,13 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import PassthroughScoring
 from torch.utils.data import Dataset, Subset
 
-from skfeat._engine import EquivariantNet, SSLModel, ssl_callbacks
+from skfeat._engine import EquivariantNet, ssl_callbacks
 from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
-from skfeat._engine._ssl import BASES, MOCO_QUEUE_SIZE
+from skfeat._engine._ssl import BASES
 from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
-from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering
+from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering, SSLModel
 from skfeat.nn._feature_aug import OPERATORS
+from skfeat.nn._ssl import MOCO_QUEUE_SIZE
 from skfeat.nn._steering import D4_ELEMENTS, orbit_permutation
 from skfeat.transforms import (
     AugmentationPipeline,
@@ -74,8 +75,10 @@ class EquivariantExtractor(_SelfSupervisedExtractor):
     ----------
     model : str or callable, default="resnet18"
         Backbone, as for :class:`~skfeat.DeepFeatureExtractor`.
-    weights : str, os.PathLike, WeightsEnum or None, default=None
-        Starting weights, as for :class:`~skfeat.AugSelfExtractor`.
+    weights : str, os.PathLike, WeightsEnum or None, default="DEFAULT"
+        Starting weights, as for :class:`~skfeat.AugSelfExtractor`:
+        ``"DEFAULT"`` is the model's pretrained weights (its own
+        initialisation for models without any), None a random start.
     steered : tuple of str, default=("brightness", "contrast", "saturation", \
 "hue")
         The steered augmentation parameters, in the column order of every
@@ -139,6 +142,11 @@ default=None
     checkpoint : str or os.PathLike, default=None
         Directory of the per-epoch training state, as for
         :class:`~skfeat.AugSelfExtractor` (resume, refusal of other fits).
+    warm_start : bool, default=False
+        When True and the extractor is fitted, ``fit`` continues training
+        the fitted backbone, heads and steering map for ``max_epochs`` more
+        epochs with a new cosine schedule, as for
+        :class:`~skfeat.AugSelfExtractor`.
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
@@ -151,7 +159,11 @@ default=None
         Seed of the initialisation, shuffling, augmentations and of the
         training embeddings kept for :meth:`ood_score`.
     verbose : int, default=0
-        Show progress bars with the loss when positive.
+        0 is silent, as scikit-learn estimators are inside
+        ``cross_val_score`` or ``GridSearchCV``; 1 shows one labelled bar
+        over the batches of the fit with the epoch and its running loss (and
+        one over ``transform``'s batches); 2 also prints a table of every
+        epoch's losses (each AugSelf head's too).
 
     Attributes
     ----------
@@ -180,6 +192,9 @@ default=None
         Epochs trained (0 for ``"orbit"``).
     loss_curve_ : list of float
         Mean training loss of every epoch.
+    weights_ : str
+        The starting weights, resolved (see
+        :class:`~skfeat.AugSelfExtractor`).
 
     See Also
     --------
@@ -229,7 +244,7 @@ default=None
         self,
         model="resnet18",
         *,
-        weights=None,
+        weights="DEFAULT",
         steered=COLOR_PARAMS,
         steering="expm",
         block_size=None,
@@ -249,6 +264,7 @@ default=None
         image_size=None,
         validation_fraction=0.1,
         checkpoint=None,
+        warm_start=False,
         device="auto",
         precision="auto",
         memory=None,
@@ -277,6 +293,7 @@ default=None
         self.image_size = image_size
         self.validation_fraction = validation_fraction
         self.checkpoint = checkpoint
+        self.warm_start = warm_start
         self.device = device
         self.precision = precision
         self.memory = memory
@@ -368,6 +385,12 @@ default=None
         """
         check_is_fitted(self)
         Z = check_array(Z, dtype=np.float32)
+        width = self.reference_embeddings_.shape[1]
+        if Z.shape[1] != width:
+            raise ValueError(
+                f"Z has {Z.shape[1]} columns; steer takes embeddings from "
+                f"transform, which have {width} (n_features_out)."
+            )
         params = self._check_params(params, allow_rows=len(Z))
         if self.steering == "orbit":
             return self._permute_orbit(Z, params)

@@ -233,6 +233,41 @@ class VectorRows(Dataset):
         return self.X[index]
 
 
+class SkipUnreadable(Dataset):
+    """Items of an image dataset; one that cannot be read is a NaN placeholder.
+
+    The placeholder, an all-NaN image of ``shape``, gives an all-NaN feature
+    row, so the rows keep the order and number of the inputs.  ``errors``
+    maps each failed index to its message, when read in this process.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        An :func:`image_dataset`, with ``raw``.
+    shape : tuple of int
+        Shape of the network input, (3, crop, crop).
+    """
+
+    def __init__(self, dataset, shape):
+        self.dataset = dataset
+        self.shape = shape
+        self.errors = {}
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        try:
+            return self.dataset[index]
+        except (OSError, ValueError) as exc:
+            self.errors[index] = str(exc)
+            return torch.full(self.shape, float("nan"))
+
+    def raw(self, index):
+        """Return the sample as given, for content hashing."""
+        return self.dataset.raw(index)
+
+
 def image_dataset(X, transform=None):
     """Wrap any supported image container in a dataset of transformed tensors.
 

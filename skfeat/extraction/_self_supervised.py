@@ -18,19 +18,24 @@ from torchvision.models import WeightsEnum
 from skfeat._engine import EpochCheckpoint, TrainingImages, load_checkpoint_file
 from skfeat._engine._checkpoint import CHECKPOINT_FILE
 from skfeat.extraction._base import _BaseTrainableExtractor, model_identity
+from skfeat.extraction._feature_cache import state_dict_digest
 from skfeat.extraction._inputs import decode_uint8, image_dataset, square_uint8
 from skfeat.models import get_backbone
+from skfeat.models._registry import has_pretrained_weights
 from skfeat.utils import seeded
 
 
 class _SelfSupervisedExtractor(_BaseTrainableExtractor):
     """Base of the extractors that fine-tune a backbone with the SSL engine.
 
-    A subclass has the parameters ``base``, ``max_epochs``, ``checkpoint``
-    and ``num_workers`` besides the ``_BaseImageExtractor`` ones; its ``fit``
-    builds an engine net and calls :meth:`_train`, which resumes from the
-    checkpoint, trains and sets ``net_``, ``backbone_``, ``n_iter_`` and
-    ``loss_curve_``.
+    A subclass has the parameters ``weights``, ``base``, ``max_epochs``,
+    ``lr``, ``batch_size``, ``checkpoint``, ``warm_start`` and
+    ``num_workers`` besides the ``_BaseImageExtractor`` ones; its ``fit``
+    builds the starting backbone with :meth:`_starting_backbone` (which sets
+    ``weights_``), builds an engine net and calls :meth:`_train`, which
+    resumes from the checkpoint or continues the fitted net (warm start),
+    trains, stops on a non-finite loss and sets ``net_``, ``backbone_``,
+    ``n_iter_`` and ``loss_curve_``.
     """
 
     _parameter_constraints = {
@@ -38,12 +43,44 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         # Batch normalisation in training needs two rows per batch.
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "weights": [str, os.PathLike, WeightsEnum, None],
+        "warm_start": ["boolean"],
     }
 
+    def _warm_net(self):
+        """Return the fitted engine net that this fit continues, or None."""
+        if not self.warm_start:
+            return None
+        return getattr(self, "net_", None)  # None when unfitted (or "orbit")
+
     def _starting_backbone(self, kind, X):
-        """Build a fresh trainable copy of ``model`` with ``weights``, for one fit."""
+        """Build the trainable backbone this fit starts from; set ``weights_``.
+
+        ``weights="DEFAULT"`` is the model's pretrained weights, or its own
+        initialisation for models without any (``"tiny_cnn"``, ``"mlp"``, a
+        callable).  With ``warm_start`` and a fitted net, it is a copy of the
+        fitted backbone, and ``weights_`` keeps naming the first start.
+        """
+        if self._warm_net() is not None:
+            backbone = copy.deepcopy(self.backbone_)
+            if kind == "vector":  # a changed input width fails here, not deep inside
+                device = next(backbone.parameters()).device
+                try:
+                    with torch.no_grad():
+                        backbone(torch.from_numpy(X[:2]).to(device))
+                except RuntimeError as exc:
+                    raise ValueError(
+                        f"warm_start=True continues the fitted network, which "
+                        f"takes other inputs than X ({X.shape[1]} features). Set "
+                        "warm_start=False to train from the starting weights."
+                    ) from exc
+            return backbone.train().requires_grad_(True)
         in_features = X.shape[1] if kind == "vector" else None
-        return get_backbone(self.model, weights=self.weights, in_features=in_features)
+        weights = self.weights
+        if isinstance(weights, str) and weights == "DEFAULT":
+            weights = "DEFAULT" if has_pretrained_weights(self.model) else None
+        backbone = get_backbone(self.model, weights=weights, in_features=in_features)
+        self.weights_ = backbone.weights_id
+        return backbone
 
     def _encode_labels(self, y):
         """Return class indices and count for ``base="supervised"``, else Nones."""
@@ -98,6 +135,13 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         """
         if self.checkpoint is None:
             return []
+        if os.path.exists(self.checkpoint) and not os.path.isdir(self.checkpoint):
+            raise ValueError(
+                f"checkpoint={os.fspath(self.checkpoint)!r} is a file; checkpoint "
+                f"names a directory, where {type(self).__name__} saves "
+                f"{CHECKPOINT_FILE!r} after every epoch. Pass a new or existing "
+                "directory."
+            )
         os.makedirs(self.checkpoint, exist_ok=True)
         return [("checkpoint", EpochCheckpoint(self._checkpoint_path(), config=None))]
 
@@ -111,7 +155,14 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         for training, in order) and labels, so a checkpoint is never resumed
         on other images, even of the same number.
         """
-        ignored = {"checkpoint", "device", "memory", "num_workers", "verbose"}
+        ignored = {
+            "checkpoint",
+            "device",
+            "memory",
+            "num_workers",
+            "verbose",
+            "warm_start",
+        }
         params = {  # reprs: the checkpoint is read back with weights_only=True
             name: model_identity(value) if callable(value) else repr(value)
             for name, value in self.get_params().items()
@@ -123,10 +174,14 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
             digest.update(item.numpy().tobytes())
         if data.y is not None:
             digest.update(data.y.numpy().tobytes())
-        return {
+        config = {
             "parameters": dict(sorted(params.items())),
             "data": f"{len(data)} samples, sha256 {digest.hexdigest()}",
         }
+        previous = self._warm_net()
+        if previous is not None:  # a continuation: also the weights it starts from
+            config["start"] = state_dict_digest(previous.module_)
+        return config
 
     def _resume(self, net, data, device):
         """Load the checkpoint of this fit, if any; return its finished epochs."""
@@ -137,6 +192,8 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         if payload is None:
             return 0
         saved, current = payload["config"], self._config(data)
+        if saved != current and self._continues(payload["state"]):
+            return 0  # the checkpoint of the fit this warm start continues
         if saved != current:
             raise ValueError(
                 f"The checkpoint {path!r} belongs to another fit "
@@ -146,15 +203,62 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         net.set_training_state(payload["state"])
         return len(net.history)
 
+    def _continues(self, state):
+        """Tell whether a checkpoint holds the weights this warm start continues."""
+        previous = self._warm_net()
+        if previous is None:
+            return False
+        current = previous.module_.state_dict()
+        saved = state["module"]
+        return saved.keys() == current.keys() and all(
+            torch.equal(saved[k].cpu(), current[k].cpu()) for k in current
+        )
+
+    def _continue_from(self, net, previous, seed):
+        """Load the fitted net's modules into ``net``; fresh optimiser and schedule.
+
+        The shuffling and augmentation generators are reseeded from the seed
+        and the epochs done, so a continuation draws new views, the same ones
+        after a pickle round trip.
+        """
+        for name in net._modules:
+            try:
+                getattr(net, f"{name}_").load_state_dict(
+                    getattr(previous, f"{name}_").state_dict()
+                )
+            except (AttributeError, RuntimeError) as exc:
+                raise ValueError(
+                    "warm_start=True continues the fitted network, but this fit "
+                    f"builds a different one ({name} differs: a changed model, "
+                    "base, steered parameters, head or input width). Set "
+                    "warm_start=False to train from the starting weights."
+                ) from exc
+        for offset, generator in enumerate(net.generators_.values()):
+            generator.manual_seed(seed + 7919 * self.n_iter_ + offset)
+
     def _train(self, net, samples, labels, seed, device):
-        """Train ``net``, resuming from the checkpoint; set the fitted attributes."""
+        """Train ``net`` (resume, or continue the fitted net); set the attributes."""
         data = TrainingImages(samples, labels)
+        previous = self._warm_net()
         if self.checkpoint is not None:
             net.set_params(callbacks__checkpoint__config=self._config(data))
         with seeded(seed, device):
             net.initialize()
             done = self._resume(net, data, device)
-            net.partial_fit(data, epochs=self.max_epochs - done)
+            if previous is not None and done == 0:
+                self._continue_from(net, previous, seed)
+            try:
+                net.partial_fit(data, epochs=self.max_epochs - done)
+            except FloatingPointError as exc:
+                raise FloatingPointError(self._divergence_message(exc)) from exc
+        if not all(
+            p.isfinite().all()
+            for name in net._modules
+            for p in getattr(net, f"{name}_").parameters()
+        ):
+            raise FloatingPointError(
+                self._divergence_message("the trained weights are not finite")
+            )
         finished = sum("train_loss" in epoch for epoch in net.history)
         if finished < self.max_epochs:  # skorch returns quietly on Ctrl-C
             raise KeyboardInterrupt(
@@ -165,10 +269,25 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
                     else "."
                 )
             )
+        losses = [float(v) for v in net.history[:, "train_loss"]]
+        if previous is not None:
+            self.n_iter_ += len(net.history)
+            self.loss_curve_ = [*self.loss_curve_, *losses]
+        else:
+            self.n_iter_ = len(net.history)
+            self.loss_curve_ = losses
         self.net_ = net
         self.backbone_ = net.module_.backbone.eval().requires_grad_(False)
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+
+    def _divergence_message(self, reason):
+        """Say that training diverged, and what to change."""
+        step = self.lr * self.batch_size / 256
+        return (
+            f"{type(self).__name__} training diverged: {reason} with lr={self.lr!r} "
+            f"(an SGD step of {step:g} at batch_size={self.batch_size}). Lower lr, "
+            f"e.g. lr={self.lr / 10:g}; a pretrained start (weights='DEFAULT') and "
+            "precision='float32' make training more stable."
+        )
 
     def __getstate__(self):
         state = super().__getstate__()

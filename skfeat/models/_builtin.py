@@ -19,7 +19,9 @@ def _reject_named_weights(name, weights):
 
 
 @register_backbone(
-    "tiny_cnn", preprocessing=ImagePreprocessing(resize_size=32, crop_size=32)
+    "tiny_cnn",
+    preprocessing=ImagePreprocessing(resize_size=32, crop_size=32),
+    pretrained=False,
 )
 def tiny_cnn(weights=None):
     """Two strided convolutions and average pooling: 16 features, for tests."""
@@ -33,7 +35,7 @@ def tiny_cnn(weights=None):
     )
 
 
-@register_backbone("mlp", input_kind="vector")
+@register_backbone("mlp", input_kind="vector", pretrained=False)
 def mlp(weights=None, in_features=None, hidden=32):
     """Build a two-layer perceptron on vectors: ``hidden`` features, for tests."""
     _reject_named_weights("mlp", weights)

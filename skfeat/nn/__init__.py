@@ -21,6 +21,7 @@ from skfeat.nn._sea import (
 from skfeat.nn._sea_multihead import multihead_sea_logits
 from skfeat.nn._ssl import (
     MoCoQueue,
+    SSLModel,
     byol_loss,
     byol_momentum,
     moco_loss,
@@ -53,6 +54,7 @@ __all__ = [
     "AugSelfHeads",
     "FeatureAugmenter",
     "MoCoQueue",
+    "SSLModel",
     "augself_head_loss",
     "byol_loss",
     "byol_momentum",

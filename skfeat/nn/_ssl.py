@@ -2,11 +2,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Self-supervised base objectives: projectors, predictors and losses in pure torch."""
 
+import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+PREDICTOR_BASES = ("simsiam", "byol")
+MOMENTUM_BASES = ("byol", "moco")
+MOCO_MOMENTUM = 0.999
+MOCO_QUEUE_SIZE = 65536
 
 
 def projection_mlp(
@@ -357,3 +363,73 @@ def moco_loss(q, k, queue, temperature=0.2):
     return F.cross_entropy(
         logits, torch.zeros(len(q), dtype=torch.long, device=q.device)
     )
+
+
+def head_widths(base, dim):
+    """Projector (hidden, out) and predictor hidden widths for a backbone of width D.
+
+    The reference widths (spec section 2.4) are capped relative to D, so a tiny
+    backbone gets proportionally small heads instead of a 2048-wide projector.
+    """
+    if base == "simsiam":
+        out = min(2048, 4 * dim)
+        return out, out, max(out // 4, 1)
+    if base == "byol":
+        hidden, out = min(4096, 8 * dim), min(256, dim)
+        return hidden, out, hidden
+    return dim, min(128, dim), None  # simclr, moco
+
+
+class SSLModel(nn.Module):
+    """The backbone and the trainable parts of one base objective.
+
+    ``"simclr"`` and ``"moco"`` add a projector, ``"simsiam"`` and ``"byol"``
+    a projector and a predictor, ``"byol"`` and ``"moco"`` frozen momentum
+    copies of the backbone and projector, ``"moco"`` a key queue, and
+    ``"supervised"`` a linear classifier.  Head widths follow the reference
+    implementations, capped relative to ``dim`` for small backbones.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Maps a batch to pre-projector features of width ``dim``.
+    base : {"simclr", "simsiam", "byol", "moco", "supervised"}
+        The base objective, which decides the other parts.
+    dim : int
+        Width D of the backbone's features.
+    n_classes : int, default=None
+        Number of classes of the ``"supervised"`` classifier.
+    queue_size : int, default=65536
+        Number of MoCo keys.
+
+    See Also
+    --------
+    projection_mlp : The projector and predictor networks.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skfeat.nn import SSLModel
+    >>> model = SSLModel(torch.nn.Linear(4, 8), "simsiam", dim=8)
+    >>> model.predictor(model.projector(model.backbone(torch.rand(3, 4)))).shape
+    torch.Size([3, 32])
+    """
+
+    def __init__(self, backbone, base, dim, n_classes=None, queue_size=MOCO_QUEUE_SIZE):
+        super().__init__()
+        self.backbone = backbone
+        if base == "supervised":
+            self.classifier = nn.Linear(dim, n_classes)
+            return
+        hidden, out, predictor_hidden = head_widths(base, dim)
+        if base == "simsiam":
+            self.projector = projection_mlp(dim, hidden, out, last_bn=True)
+        else:
+            self.projector = projection_mlp(dim, hidden, out)
+        if base in PREDICTOR_BASES:
+            self.predictor = projection_mlp(out, predictor_hidden, out)
+        if base in MOMENTUM_BASES:
+            self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
+            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        if base == "moco":
+            self.queue = MoCoQueue(out, size=queue_size)

@@ -346,6 +346,8 @@ class SeAClassifierCV(BaseSeA):
             etas=tuple(float(eta) for eta in etas),
             **self._engine_parameters(seed, device, dtype),
         )
+        if self.verbose == 1:  # the training loss sums every head's
+            net.set_params(callbacks__progress__heads=masks.shape[1] * len(etas))
         with torch_threads(), seeded(seed, device):
             # The engine normalises the rows batch by batch: no copy of X.
             net.fit({"x": X, "m": masks, "w": sample_weight}, codes)

@@ -122,15 +122,30 @@ class SteeredTTAClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.extractor_ = clone(self.extractor).fit(X, y)
         if hasattr(self.extractor_, "n_features_in_"):
             self.n_features_in_ = self.extractor_.n_features_in_
-        self.classifier_ = clone(self.classifier).fit(self.extractor_.transform(X), y)
-        self.classes_ = self.classifier_.classes_
         if self.params_list is None:
-            self.params_list_ = self.extractor_.sample_params(
+            params_list = self.extractor_.sample_params(
                 self.n_augmentations, random_state=self.random_state
             )
         else:
-            self.params_list_ = np.asarray(self.params_list, dtype=np.float32)
+            params_list = self._check_params_list()
+        self.classifier_ = clone(self.classifier).fit(self.extractor_.transform(X), y)
+        self.classes_ = self.classifier_.classes_
+        self.params_list_ = params_list
         return self
+
+    def _check_params_list(self):
+        """Return ``params_list`` as float32 (K, n_params), or raise a ValueError."""
+        width = self.extractor_.sample_params(1, random_state=0).shape[1]
+        params = np.asarray(self.params_list, dtype=np.float32)
+        if params.ndim != 2 or params.shape[0] < 1 or params.shape[1] != width:
+            raise ValueError(
+                f"params_list must have shape (K, {width}): one row per "
+                f"augmentation, one column per steered parameter of the extractor "
+                f"({width}); got shape {params.shape}."
+            )
+        if not np.isfinite(params).all():
+            raise ValueError("params_list must be finite; it holds NaN or inf.")
+        return params
 
     def predict_proba(self, X):
         """Mean class probabilities over the K steered embeddings of each input.

@@ -6,8 +6,6 @@ import importlib
 
 from sklearn.linear_model import LogisticRegression
 
-from skfeat.extraction import EquivariantExtractor
-
 # Parameters that make each public estimator fast enough for the common
 # checks, which feed 2-D arrays of a few features: vector backbones, few
 # epochs, small batches, fixed seeds.
@@ -33,11 +31,14 @@ INIT_PARAMS = {
     },
 }
 INIT_PARAMS["SteeredTTAClassifier"] = {
-    "extractor": EquivariantExtractor(**INIT_PARAMS["EquivariantExtractor"]),
     "classifier": LogisticRegression(),
     "n_augmentations": 4,
     "random_state": 0,
 }
+# Parameters that are skfeat estimators themselves, named here and built in
+# checked_estimators: this module sits in skfeat.utils, below the estimators,
+# and imports none of them at import time.
+NESTED_ESTIMATORS = {"SteeredTTAClassifier": {"extractor": "EquivariantExtractor"}}
 
 _ESTIMATOR_MODULES = {
     "DeepFeatureExtractor": "skfeat.extraction",
@@ -63,6 +64,14 @@ def checked_estimators():
     >>> [type(est).__name__ for est in checked_estimators()][:1]
     ['DeepFeatureExtractor']
     """
-    for name, module in _ESTIMATOR_MODULES.items():
-        estimator_class = getattr(importlib.import_module(module), name)
-        yield estimator_class(**INIT_PARAMS[name])
+    for name in _ESTIMATOR_MODULES:
+        yield _build(name)
+
+
+def _build(name):
+    """Build the estimator ``name`` with its INIT_PARAMS and nested estimators."""
+    estimator_class = getattr(importlib.import_module(_ESTIMATOR_MODULES[name]), name)
+    params = dict(INIT_PARAMS[name])
+    for param, nested in NESTED_ESTIMATORS.get(name, {}).items():
+        params[param] = _build(nested)
+    return estimator_class(**params)
