@@ -85,6 +85,7 @@ def tta_benchmark(args):
     )
     extractor = EquivariantExtractor(
         args.model,
+        weights=None,
         max_epochs=1,
         batch_size=args.n,
         image_size=args.size,
@@ -253,6 +254,7 @@ def fit_benchmark(args):
     decoded = decode_uint8(images, args.fit_size)
     extractor = EquivariantExtractor(
         args.model,
+        weights=None,
         max_epochs=1,
         batch_size=32,
         image_size=args.fit_size,

@@ -472,7 +472,7 @@ default=None
         reference = self.reference_embeddings_
         views = steered.swapaxes(0, 1)
         best = np.max([(view @ reference.T).max(1) for view in views], axis=0)
-        return 1.0 - best
+        return np.clip(1.0 - best, 0.0, 2.0)  # never -0. from rounding
 
     def _default_ood_params(self):
         if self.steering == "orbit":
