@@ -22,7 +22,11 @@ class ThreadTuner:
     busy machine.
 
     The first step of a fit and the first step after a switch are not
-    timed: they pay for allocations and for waking the thread pool.
+    timed: they pay for allocations and for waking the thread pool (their
+    time counts as probing cost).  Steps shorter than ``min_parallel_step``
+    on one thread are never probed on more: their products are too small
+    to split, and on a busy machine the probe alone would cost more than
+    the fit gains.
 
     Parameters
     ----------
@@ -35,6 +39,9 @@ class ThreadTuner:
         Largest share of the time spent re-probing the other candidate.
     min_recheck_seconds : float, default=1.0
         Shortest time between two probes.
+    min_parallel_step : float, default=0.005
+        Median one-thread step time, in seconds, below which only one thread
+        is used.
 
     Attributes
     ----------
@@ -60,11 +67,13 @@ class ThreadTuner:
         probe_steps=3,
         explore_share=0.05,
         min_recheck_seconds=1.0,
+        min_parallel_step=0.005,
     ):
         self.max_threads = max_threads or torch.get_num_threads()
         self.probe_steps = probe_steps
         self.explore_share = explore_share
         self.min_recheck_seconds = min_recheck_seconds
+        self.min_parallel_step = min_parallel_step
         self.candidates = sorted({1, self.max_threads})
         self.n_threads = 1
         self.history = []
@@ -86,6 +95,7 @@ class ThreadTuner:
         """
         if self._skip_next:
             self._skip_next = False
+            self._probe_cost += seconds
             return
         current = self.n_threads
         self.history.append((current, seconds))
@@ -104,6 +114,9 @@ class ThreadTuner:
             if len(times) < self.probe_steps and not clear_loser:
                 return
             if not self._recent[other]:  # the first probe of the fit
+                if self._median(1) < self.min_parallel_step:
+                    self.candidates = [1]  # too small to split
+                    return
                 self._switch(other, apply)
                 return
             self._probing = False
