@@ -11,7 +11,8 @@ PACKAGE = Path(skfeat.__file__).parent
 # What each lower layer may import from skfeat (issue 20, point 10).
 ALLOWED = {
     "nn": ("skfeat.nn",),
-    "_engine": ("skfeat._engine", "skfeat.nn"),
+    # utils imports nothing else of skfeat, so every layer may use it.
+    "_engine": ("skfeat._engine", "skfeat.nn", "skfeat.utils"),
     "utils": ("skfeat.utils",),
 }
 

@@ -69,7 +69,7 @@ with warnings.catch_warnings(record=True) as caught:
         random_state=0,
     ).fit(X_train)
 for warning in caught:
-    print(f"{warning.category.__name__}: {warning.message}")
+    print("fit warned:", warning.message)
 error = extractor.equivariance_error_
 for name, ratio in zip(error["params"], error["ratio"]):
     print(f"steered / unsteered error, {name}: {ratio:.3f}")
