@@ -173,6 +173,17 @@ def test_augself_pickle_keeps_fitted_weights(rgb_images):
     assert_array_equal(restored.transform(rgb_images), extractor.transform(rgb_images))
 
 
+def test_augself_pickling_leaves_the_fitted_extractor_alone(rgb_images):
+    """The pickled state is a copy: moving its backbone to the CPU for the
+    pickle (a CUDA fit) must not replace the live ``backbone_`` (an H200 run
+    found it swapped for a CPU copy)."""
+    extractor = tiny(max_epochs=1).fit(rgb_images)
+    before = dict(vars(extractor))
+    state = extractor.__getstate__()
+    state["backbone_"] = None
+    assert vars(extractor) == before
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["auto", "float16"])
 def test_augself_trains_on_cuda_and_unpickles_on_cpu(rgb_images, precision):

@@ -290,7 +290,8 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         )
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # BaseEstimator may return ``self.__dict__`` itself: never edit it.
+        state = dict(super().__getstate__())
         backbone = state.get("backbone_")
         on_device = backbone is not None and any(
             t.device.type != "cpu" for t in backbone.state_dict().values()
