@@ -32,7 +32,8 @@ about 20 minutes.
 
 Usage: python benchmarks/bench_augself_real.py [--epochs 4 12 24]
        [--seeds 0 1 2] [--n-train 384] [--n-probe 768] [--batch-size 64]
-       [--lr 0.3] [--aug-weights 1.0] [--threads 1] [--n-jobs 2] [--quick]
+       [--lr 0.3] [--aug-weights 1.0] [--threads 1] [--n-jobs 2]
+       [--device cpu] [--quick]
 """
 
 import argparse
@@ -127,7 +128,7 @@ def augself(aug_weights, epochs, seed, args):
         max_epochs=epochs,
         batch_size=args.batch_size,
         lr=args.lr,
-        device="cpu",
+        device=args.device,
         random_state=seed,
     )
 
@@ -138,7 +139,9 @@ def run_seed(photos, seed, args):
     rng = np.random.RandomState(seed)
     train = training_crops(photos, args.n_train, rng)
     images, labels = probe_crops(photos, args.n_probe, rng)
-    frozen = DeepFeatureExtractor("efficientnet_lite0", image_size=SIDE, device="cpu")
+    frozen = DeepFeatureExtractor(
+        "efficientnet_lite0", image_size=SIDE, device=args.device
+    )
     results = {("frozen", 0): (probe_scores(frozen.transform(images), labels, seed), 0)}
     for epochs in args.epochs:
         for name, weight in (("base", 0.0), ("augself", args.aug_weights)):
@@ -182,6 +185,7 @@ def parse_args(argv=None):
         help="torch threads per seed (on a busy 2-core machine one was 4x faster)",
     )
     parser.add_argument("--n-jobs", type=int, default=2, help="seeds run at once")
+    parser.add_argument("--device", default="cpu", help="training device")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -205,7 +209,7 @@ def main():
         f"\nLite0 (weights='DEFAULT') fine-tuned with SimCLR on {args.n_train} "
         f"unlabeled {SIDE}-px crops of {len(photos)} photos, batch "
         f"{args.batch_size}, lr {args.lr} (x batch/256), AugSelf aug_weights "
-        f"{args.aug_weights}, seeds {args.seeds}; "
+        f"{args.aug_weights}, seeds {args.seeds}, {args.device}; "
         f"probes: 5-fold CV accuracy (%) on {args.n_probe} other crops, "
         "mean ± std over seeds; chance 33.3 / 33.3 / 12.5"
     )

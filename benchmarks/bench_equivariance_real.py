@@ -22,6 +22,7 @@ extractor; crops of four *other* photos measure it.  Three measurements:
 
 Usage: python benchmarks/bench_equivariance_real.py [--epochs 1 2 4]
        [--scratch-epochs 2 4] [--n 288] [--size 64] [--k 8] [--seed 0]
+       [--lr 0.03] [--device cpu]
 """
 
 import argparse
@@ -70,8 +71,9 @@ def fit(weights, epochs, images, args):
         weights=weights,
         image_size=args.size,
         max_epochs=epochs,
+        lr=args.lr,
         batch_size=64,
-        device="cpu",
+        device=args.device,
         random_state=args.seed,
     )
     start = time.perf_counter()
@@ -163,13 +165,16 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.03)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(2)
     train, _ = photo_crops(TRAIN_PHOTOS, args.n, args.size, seed=args.seed)
     held, held_sources = photo_crops(TEST_PHOTOS, 160, args.size, seed=args.seed + 100)
     print(
         f"train: {args.n} crops of {', '.join(TRAIN_PHOTOS)}; measured on 160 "
-        f"crops of {', '.join(TEST_PHOTOS)}; {args.size} px, batch 64, CPU"
+        f"crops of {', '.join(TEST_PHOTOS)}; {args.size} px, batch 64, "
+        f"lr {args.lr}, {args.device}"
     )
     header = " ".join(f"{n:>10}" for n in [*COLOR_PARAMS, "all"])
     print(
