@@ -64,32 +64,37 @@ def test_multihead_logits_equal_explicit_sea_per_head():
 
 
 @pytest.mark.parametrize("batch_size", [256, 8])
-def test_all_data_heads_equal_separate_fits(lowshot, batch_size):
-    """Each eta's all-data head equals SeAClassifier(eta), same seed and batches.
+def test_heads_equal_separate_fits(lowshot, batch_size):
+    """Each fold's head, and the final one, equal SeAClassifier(eta), same seed.
 
     Up to rounding, which SeA's sharp softmax amplifies about 2x per epoch:
     within 1e-6 on torch 2.14, and 2.2e-6 (one element of 64) on torch 2.3,
     whose float64 kernels round differently, hence ``rtol=1e-5``.
     """
     X, y = lowshot
+    folds = list(StratifiedKFold(3).split(X, y))
     clf = SeAClassifierCV(
         etas=ETAS,
+        cv=folds,
         max_epochs=10,
         batch_size=batch_size,
         random_state=3,
         precision="float64",
     )
     clf.fit(X, y)
-    heads = clf.net_.module_.weights().detach().numpy()[-len(ETAS) :]
-    for eta, head in zip(ETAS, heads):
-        alone = SeAClassifier(
-            eta=eta,
-            max_epochs=10,
-            batch_size=batch_size,
-            random_state=3,
-            precision="float64",
-        )
-        assert_allclose(head, alone.fit(X, y).coef_, rtol=1e-5, atol=1e-8)
+    assert clf.cv_coefs_.shape == (3, len(ETAS), *clf.coef_.shape)
+    for (train, _), heads in zip(folds, clf.cv_coefs_):
+        for eta, head in zip(ETAS, heads):
+            alone = SeAClassifier(
+                eta=eta,
+                max_epochs=10,
+                batch_size=batch_size,
+                random_state=3,
+                precision="float64",
+            )
+            assert_allclose(
+                head, alone.fit(X[train], y[train]).coef_, rtol=1e-5, atol=1e-8
+            )
     chosen = SeAClassifier(
         eta=clf.eta_,
         max_epochs=10,
@@ -361,12 +366,12 @@ def test_cv_results_margin_equals_explicit_computation(lowshot):
     X, y = lowshot
     folds = StratifiedKFold(3)
     clf = SeAClassifierCV(etas=(0.0, 0.8), cv=folds, max_epochs=3, random_state=0)
-    weights = clf.fit(X, y).net_.module_.weights().detach().numpy()
+    weights = clf.fit(X, y).cv_coefs_
     expected = np.zeros(2)
     for k, (_, test) in enumerate(folds.split(X, y)):
         x = X[test] / np.linalg.norm(X[test], axis=1, keepdims=True)
         for i in range(2):
-            logits = x @ weights[2 * k + i].T
+            logits = x @ weights[k, i].T
             for row, label in zip(logits, y[test]):
                 true = row[label]
                 expected[i] += (true - np.delete(row, label).max()) / len(test) / 3

@@ -84,8 +84,8 @@ class SeANet(FeatureNet):
 class SeAMultiHeadNet(FeatureNet):
     """Engine of ``SeAClassifierCV``: many SeA heads trained in one pass.
 
-    ``X["m"]`` is an (n, G) matrix of 0/1 row masks: the training rows of each
-    fold, and all rows for the refit group; ``X["w"]`` holds the sample
+    ``X["m"]`` is an (n, G) matrix of 0/1 row masks, e.g. the training rows
+    of each fold, or all rows for the final fit; ``X["w"]`` holds the sample
     weights, read as multiplicities as in :class:`SeANet`.  Group ``g``
     holds one head per eta (head ``g * len(etas) + e``), follows the batch
     schedule a separate fit on its rows would (:class:`GroupedBatches`), and

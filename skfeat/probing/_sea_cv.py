@@ -117,15 +117,14 @@ SELECTION_RULES = {
 class SeAClassifierCV(BaseSeA):
     """SeA classifier whose ``eta`` is chosen by cross-validation in one pass.
 
-    Trains one linear head per (eta, fold) pair, plus one per eta on all the
-    data, **together**: one weight tensor of shape (heads, classes, features),
-    the same mini-batch order for every head, and the SeA step of all heads
-    computed at once through the batch's Gram matrix (see
+    Trains one linear head per (eta, fold) pair **together**: one weight
+    tensor of shape (heads, classes, features), each fold's own mini-batch
+    order shared by its heads, and the SeA step of all heads computed at once
+    through the batch's Gram matrix (see
     :func:`skfeat.nn.multihead_sea_logits`).  ``eta_`` is chosen from the
-    validation scores by the ``selection`` rule; the all-data head of that eta,
-    trained in the same pass, becomes the final model.  That head sees exactly
-    the batches a separate ``SeAClassifier(eta=eta_, random_state=...)`` fit
-    would, so no refit is needed.
+    validation scores by the ``selection`` rule; with ``refit=True`` one head
+    of that eta is then trained on all the data, with exactly the batches a
+    separate ``SeAClassifier(eta=eta_, random_state=...)`` fit would see.
 
     Read more in the :ref:`User Guide <sea_classifier_cv>` (section
     "One pass over every ``eta``: ``SeAClassifierCV``" of
@@ -202,6 +201,9 @@ class SeAClassifierCV(BaseSeA):
         Class labels.
     coef_ : ndarray of shape (n_classes, n_features)
         Weights of the chosen all-data head (with ``refit=True``).
+    cv_coefs_ : ndarray of shape (n_splits, n_etas, n_classes, n_features)
+        Weights of every fold's head for every eta, as trained on the fold's
+        training rows.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -212,9 +214,11 @@ class SeAClassifierCV(BaseSeA):
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
-        Sum over heads of the mean training loss, per epoch.
+        Mean training loss per epoch of the all-data head (with
+        ``refit=False``: the sum over the fold heads).
     net_ : skorch.NeuralNet
-        The private multi-head training engine.
+        The private training engine of the all-data head (with
+        ``refit=False``: of the fold heads).
 
     See Also
     --------
@@ -306,7 +310,7 @@ class SeAClassifierCV(BaseSeA):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
-        """Train all (eta, fold) heads in one pass, choose eta, keep its all-data head.
+        """Train all (eta, fold) heads in one pass, choose eta, train its all-data head.
 
         Parameters
         ----------
@@ -335,11 +339,39 @@ class SeAClassifierCV(BaseSeA):
             X, y, sample_weight
         )
         folds = list(check_cv(self.cv, codes, classifier=True).split(X, codes))
-        masks = self._group_masks(len(codes), folds)
+        context = dict(n_classes=len(classes), seed=seed, device=device, dtype=dtype)
+        net = self._train_heads(
+            X,
+            codes,
+            sample_weight,
+            self._fold_masks(len(codes), folds),
+            etas,
+            **context,
+        )
+        coefs = net.module_.weights().detach().cpu().numpy()
+        self.classes_ = classes
+        self.n_splits_ = len(folds)
+        self.cv_coefs_ = coefs.reshape(len(folds), len(etas), *coefs.shape[1:])
+        best = self._record_cv_results(X, codes, sample_weight, etas, folds)
+        if not self.refit:
+            self._record_training(net, None)
+            return self
+        # The all-data head of the chosen eta alone: training every eta's
+        # would cost a third more steps (issue 19).
+        final = self._train_heads(
+            X, codes, sample_weight, np.ones((len(codes), 1)), etas[[best]], **context
+        )
+        self._record_training(final, final.module_.weights()[0].detach().cpu().numpy())
+        return self
+
+    def _train_heads(
+        self, X, codes, sample_weight, masks, etas, *, n_classes, seed, device, dtype
+    ):
+        """Train one head per (group of ``masks``, eta) together; return the engine."""
         net = SeAMultiHeadNet(
             MultiLinearHead,
             module__n_features=X.shape[1],
-            module__n_classes=len(classes),
+            module__n_classes=n_classes,
             module__n_groups=masks.shape[1],
             module__heads_per_group=len(etas),
             train_split=None,
@@ -351,29 +383,20 @@ class SeAClassifierCV(BaseSeA):
         with torch_threads(), seeded(seed, device):
             # The engine normalises the rows batch by batch: no copy of X.
             net.fit({"x": X, "m": masks, "w": sample_weight}, codes)
-        coefs = net.module_.weights().detach().cpu().numpy()
+        return net
 
-        self.classes_ = classes
-        self.n_splits_ = len(folds)
-        best = self._record_cv_results(X, codes, sample_weight, etas, folds, coefs)
-        final = len(folds) * len(etas) + best
-        self._record_training(net, coefs[final] if self.refit else None)
-        return self
+    def _fold_masks(self, n_samples, folds):
+        """0/1 row masks (n, n_folds) of each fold's training rows."""
+        masks = np.zeros((n_samples, len(folds)))
+        for k, (train, _) in enumerate(folds):
+            masks[train, k] = 1.0
+        return masks
 
-    def _group_masks(self, n_samples, folds):
-        """0/1 row masks (n, G): each fold's training rows, then all rows."""
-        masks = [np.zeros(n_samples) for _ in folds]
-        for mask, (train, _) in zip(masks, folds):
-            mask[train] = 1.0
-        if self.refit:
-            masks.append(np.ones(n_samples))
-        return np.stack(masks, axis=1)
-
-    def _record_cv_results(self, X, codes, sample_weight, etas, folds, coefs):
+    def _record_cv_results(self, X, codes, sample_weight, etas, folds):
         """Score every fold's heads on its validation rows; return the chosen index."""
         scores, margins = np.empty((2, len(etas), len(folds)))
         for k, (_, test) in enumerate(folds):
-            heads = coefs[k * len(etas) : (k + 1) * len(etas)]
+            heads = self.cv_coefs_[k]
             accuracy, margins[:, k] = _fold_accuracy_and_margin(
                 X, codes, sample_weight, test, heads
             )
