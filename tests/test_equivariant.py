@@ -3,6 +3,7 @@
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -289,6 +290,29 @@ def test_equivariance_error_is_held_out_and_warns_when_steering_fails():
     assert batches == [2, 2]  # 48 training rows in batches of 32
     measured_on_training = tiny(validation_fraction=0.0).fit(vectors())
     assert measured_on_training.equivariance_error_["n_samples"] == 64
+
+
+def test_steering_maps_learn_in_a_short_image_fit(rgb_images):
+    """Issue 18: a few steps on images move the colour generators beyond noise.
+
+    With ``equivariance_weight=0`` they get no gradient and stay exactly 0,
+    so the test fails if the steering map is left out of training.
+    """
+    params = dict(max_epochs=2, batch_size=3, device="cpu", random_state=0)
+    g = np.array([0.3, -0.3, 0.3, 0.05], np.float32)
+    moved = {}
+    for weight in (1.0, 0.0):
+        extractor = EquivariantExtractor(
+            "tiny_cnn", equivariance_weight=weight, validation_fraction=0.0, **params
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            Z = extractor.fit(rgb_images).transform(rgb_images)
+        change = np.linalg.norm(extractor.steer(Z, g) - Z) / np.linalg.norm(Z)
+        moved[weight] = (extractor.steering_.generators.abs().max().item(), change)
+    assert moved[0.0] == (0.0, 0.0)
+    # float32 rounding moves steered embeddings by ~1e-7; these moved ~1e-4
+    assert moved[1.0][0] > 1e-5 and moved[1.0][1] > 1e-5, moved
 
 
 def test_equivariant_image_backbone_fits(rgb_images):
