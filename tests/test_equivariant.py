@@ -426,6 +426,34 @@ def test_equivariant_ood_score_is_higher_far_from_training_data():
     assert inside.shape == (20,) and outside.mean() > inside.mean()
 
 
+def test_ood_score_is_the_mean_over_steered_views_of_the_nearest_distance():
+    """Issue 18: the score averages over g_k, so steering cannot undo a shift.
+
+    With exact steering of an identity backbone, an input rotated by the
+    opposite of one g_k is mapped back onto its training vector by that g_k:
+    the closest steered view would score it 0 like the training vector.
+    """
+    X = vectors(64, d=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        extractor = exact_vector_steering(tiny(validation_fraction=0.0).fit(X), 6)
+    reference = X / np.linalg.norm(X, axis=1, keepdims=True)
+    extractor.reference_embeddings_ = reference  # those of the identity backbone
+    params = np.array([[0.0, 0.0], [0.0, 0.8], [0.3, -0.5]], np.float32)
+    shifted = SteeredAugmentation(("scale", "rotate"), start=3).apply(
+        torch.from_numpy(X[:8]), torch.tensor([[0.0, -0.8]])
+    )
+    expected = []
+    for g in params:
+        steered = extractor.steer(shifted.numpy(), g)
+        steered /= np.linalg.norm(steered, axis=1, keepdims=True)
+        expected.append(1 - (steered @ reference.T).max(1))
+    score = extractor.ood_score(shifted.numpy(), params)
+    assert_allclose(score, np.mean(expected, axis=0), atol=1e-6)
+    assert np.min(expected, axis=0).max() < 1e-5  # the closest view: back home
+    assert (score > 1e-3).all()
+
+
 @pytest.mark.parametrize(
     "params, match",
     [

@@ -445,10 +445,12 @@ default=None
     def ood_score(self, X, params_list=None):
         """Out-of-distribution score: higher is further from the training data.
 
-        Each input is steered by every g_k; the score is one minus the
-        largest cosine between a steered embedding and the kept training
-        embeddings, so an augmentation that maps an input back towards the
-        training data lowers its score.
+        Each input is steered by every g_k, and each steered embedding is
+        scored by one minus its largest cosine to the kept training
+        embeddings; the score is the mean over k, test-time augmentation in
+        embedding space.  Taking the closest steered embedding instead would
+        let steering undo a shift along the steered transformations, the
+        shift the score should detect (see the User Guide).
 
         Parameters
         ----------
@@ -471,8 +473,8 @@ default=None
         steered /= np.maximum(np.linalg.norm(steered, axis=2, keepdims=True), 1e-12)
         reference = self.reference_embeddings_
         views = steered.swapaxes(0, 1)
-        best = np.max([(view @ reference.T).max(1) for view in views], axis=0)
-        return np.clip(1.0 - best, 0.0, 2.0)  # never -0. from rounding
+        nearest = np.mean([(view @ reference.T).max(1) for view in views], axis=0)
+        return np.clip(1.0 - nearest, 0.0, 2.0)  # never -0. from rounding
 
     def _default_ood_params(self):
         if self.steering == "orbit":
