@@ -384,7 +384,7 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         return clone
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: never change self
         # The accelerator belongs to this process: a pickled extractor loads
         # in one process, without it.
         state["accelerator"] = None
