@@ -352,6 +352,11 @@ class SSLNet(NeuralNet):
             self.history.record_batch(name, value)
         return torch.tensor(values[0])
 
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Record a sharded batch's global size, which weights its loss."""
+        if batch is not None and len(batch) > 2:
+            self.history.record_batch("train_batch_size", sum(batch[2].sizes))
+
     def train_step_single(self, batch, **fit_params):
         """Augment the batch, then run the forward pass, the loss and backward.
 
