@@ -239,10 +239,10 @@ class SyncBatchNorm(nn.SyncBatchNorm):
     """Batch normalisation over the rows of every process, on any device.
 
     On CUDA it is :class:`torch.nn.SyncBatchNorm`; elsewhere (the CPU, where
-    torch's kernel refuses to run) the batch mean and variance are summed
-    over the processes with differentiable all-reduces, so the outputs,
-    gradients and running statistics equal one process's on the global
-    batch.  ``plain_class`` is the layer it replaced, restored by
+    torch's kernel refuses to run) each process's batch count, mean and
+    variance are gathered, with gradients, in one collective and combined,
+    so the outputs, gradients and running statistics equal one process's on
+    the global batch.  ``plain_class`` is the layer it replaced, restored by
     :func:`unsync_batchnorm`.
     """
 
@@ -256,9 +256,17 @@ class SyncBatchNorm(nn.SyncBatchNorm):
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        count = team.sum_(torch.tensor(float(x.numel() // x.shape[1])))
-        mean = team.sum(x.sum(dims)) / count
-        var = team.sum(((x - mean.view(shape)) ** 2).sum(dims)) / count
+        # Each process's count, mean and sum of squared deviations, gathered
+        # in one collective and combined (Chan et al.'s parallel variance).
+        local_mean = x.mean(dims)
+        local_m2 = ((x - local_mean.view(shape)) ** 2).sum(dims)
+        local_count = local_mean.new_tensor([x.numel() // x.shape[1]])
+        stats = torch.cat([local_mean, local_m2, local_count])[None]
+        stats = team.gather(stats, [1] * team.size)
+        means, m2s, counts = stats.split([len(local_mean), len(local_mean), 1], 1)
+        count = counts.sum()
+        mean = (counts * means).sum(0) / count
+        var = (m2s + counts * (means - mean) ** 2).sum(0) / count
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
