@@ -5,11 +5,13 @@
 [--stall-at-batch K]`` fits the
 extractor of ``CASE`` on the toy data with
 ``accelerator=Accelerator(cpu=True)`` when ``WORLD_SIZE`` > 1, and saves its
-losses, weights and features to ``OUT/rank<r>.pt``.
+losses, weights and features to ``OUT/rank<r>.pt`` (rank 0 also pickles the
+extractor to ``OUT/extractor.pkl``).
 """
 
 import argparse
 import os
+import pickle
 import signal
 import sys
 
@@ -131,6 +133,9 @@ def main(argv):
     ).set_params(max_epochs=args.epochs)
     extractor.fit(X)
     torch.save(results(extractor, X), os.path.join(args.out, f"rank{rank}.pt"))
+    if rank == 0:
+        with open(os.path.join(args.out, "extractor.pkl"), "wb") as file:
+            pickle.dump(extractor, file)
 
 
 if __name__ == "__main__":

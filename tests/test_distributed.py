@@ -88,6 +88,12 @@ def test_two_processes_simclr_equals_one_process_on_the_global_batch(tmp_path):
     assert_same_fit(ranks[0], one_process("simclr", epochs=2))
     for key in ("loss", "features"):  # every process ends with the same model
         torch.testing.assert_close(ranks[1][key], ranks[0][key], rtol=0, atol=0)
+    # rank 0's pickle loads and extracts in this single process
+    with open(tmp_path / "extractor.pkl", "rb") as file:
+        loaded = pickle.load(file)
+    assert loaded.accelerator is None
+    features = loaded.transform(toy_data("simclr"))
+    np.testing.assert_array_equal(features, ranks[0]["features"].numpy())
 
 
 @pytest.mark.slow

@@ -64,7 +64,7 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         if accelerator is None:
             return 1
         device = resolve_device(self.device)
-        if self.device != "auto" and device != accelerator.device:
+        if self.device != "auto" and device != self._device():
             raise ValueError(
                 f"device={self.device!r} differs from the accelerator's device "
                 f"{accelerator.device}; with accelerator=, leave device='auto' "
@@ -105,7 +105,8 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         """Return the accelerator's device when ``device="auto"``, else ``device``."""
         accelerator = getattr(self, "accelerator", None)
         if accelerator is not None and self.device == "auto":
-            return accelerator.device
+            device = accelerator.device  # "cpu:<rank>" on CPU processes
+            return torch.device("cpu") if device.type == "cpu" else device
         return resolve_device(self.device)
 
     def _is_main_process(self):
