@@ -70,7 +70,7 @@ def make_extractor(case, accelerator=None, **params):
 
 
 def results(extractor, X):
-    """What the tests compare: per-epoch losses, weights and features."""
+    """What the tests compare: losses, weights, features and OOD scores."""
     history = extractor.net_.history
     extra = [k for k in history[-1] if k.startswith("aux_") or k == "equivariance"]
     return {
@@ -81,6 +81,11 @@ def results(extractor, X):
             for k, v in extractor.net_.module_.state_dict().items()
         },
         "features": torch.from_numpy(extractor.transform(X)),
+        "ood": (
+            torch.from_numpy(extractor.ood_score(X[:8]))
+            if hasattr(extractor, "ood_score")
+            else None
+        ),
     }
 
 
