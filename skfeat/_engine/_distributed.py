@@ -151,7 +151,7 @@ class Team:
                 if not missing or time.monotonic() > deadline:
                     return missing
                 time.sleep(0.1)
-        except RuntimeError:
+        except (AttributeError, RuntimeError):  # no store, or an unreachable one
             return None
 
     def gather(self, rows, sizes):
