@@ -2,7 +2,7 @@
 
 ``python tests/_distributed_worker.py CASE OUT [--keep-local] [--no-sync]
 [--checkpoint DIR] [--epochs E] [--rows N] [--die-at-batch K]
-[--stall-at-batch K]`` fits the
+[--stall-at-batch K] [--grid-search]`` fits the
 extractor of ``CASE`` on the toy data with
 ``accelerator=Accelerator(cpu=True)`` when ``WORLD_SIZE`` > 1, and saves its
 losses, weights and features to ``OUT/rank<r>.pt`` (rank 0 also pickles the
@@ -89,6 +89,20 @@ def results(extractor, X):
     }
 
 
+def grid_search(extractor, X):
+    """Mean scores of a 2-fold search over ``temperature``, scored by variance."""
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(
+        extractor,
+        {"temperature": [0.2, 0.5]},
+        scoring=lambda est, X, y=None: float(np.var(est.transform(X))),
+        cv=2,
+    ).fit(X)
+    assert search.best_estimator_.accelerator is extractor.accelerator
+    return {"scores": torch.from_numpy(search.cv_results_["mean_test_score"])}
+
+
 def signal_at_batch(batch, number):
     """Send this process signal ``number`` when it starts global batch ``batch``."""
     from skfeat._engine import SSLNet
@@ -116,6 +130,7 @@ def main(argv):
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--die-at-batch", type=int)
     parser.add_argument("--stall-at-batch", type=int)
+    parser.add_argument("--grid-search", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     accelerator = None
@@ -136,6 +151,9 @@ def main(argv):
         sync_batchnorm=not args.no_sync,
         checkpoint=args.checkpoint,
     ).set_params(max_epochs=args.epochs)
+    if args.grid_search:
+        torch.save(grid_search(extractor, X), os.path.join(args.out, f"rank{rank}.pt"))
+        return
     extractor.fit(X)
     torch.save(results(extractor, X), os.path.join(args.out, f"rank{rank}.pt"))
     if rank == 0:

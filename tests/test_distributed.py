@@ -20,7 +20,12 @@ from skfeat import AugSelfExtractor, EquivariantExtractor
 from skfeat._engine._ssl import ShuffledBatches, TrainingImages
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _distributed_worker import make_extractor, results, toy_data  # noqa: E402
+from _distributed_worker import (  # noqa: E402
+    grid_search,
+    make_extractor,
+    results,
+    toy_data,
+)
 
 WORKER = Path(__file__).parent / "_distributed_worker.py"
 ROOT = Path(skfeat.__file__).parent.parent
@@ -106,6 +111,20 @@ def test_two_processes_equal_one_process(case, tmp_path):
     assert_same_fit(ranks[0], one_process(case), atol=atol)
     for key in ("features", "ood"):  # transform and ood_score agree on every rank
         torch.testing.assert_close(ranks[1][key], ranks[0][key], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_grid_search_under_two_processes_equals_one_process(tmp_path):
+    """Every candidate trains on both processes; scores agree with one process."""
+    ranks = run_two_processes("simclr", tmp_path, "--grid-search", "--epochs", "1")
+    torch.set_num_threads(1)
+    expected = grid_search(
+        make_extractor("simclr").set_params(max_epochs=1), toy_data("simclr")
+    )
+    torch.testing.assert_close(ranks[1]["scores"], ranks[0]["scores"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        ranks[0]["scores"], expected["scores"], rtol=1e-4, atol=1e-6
+    )
 
 
 @pytest.mark.slow
