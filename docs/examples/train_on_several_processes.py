@@ -7,7 +7,7 @@ This script is not run when the documentation is built: start it with a
 launcher, which runs one copy per process.  On one machine with 4 GPUs::
 
     torchrun --nproc_per_node 4 train_on_several_processes.py
-    accelerate launch --num_processes 4 train_on_several_processes.py
+    accelerate launch --multi_gpu --num_processes 4 train_on_several_processes.py
 
 and on 2 CPU processes (the gloo backend), as skfeat's tests do::
 
