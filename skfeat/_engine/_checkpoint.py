@@ -74,6 +74,14 @@ class EpochCheckpoint(Callback):
         self.config = config
 
     def on_epoch_end(self, net, **kwargs):
-        """Write the state of the epoch that just finished."""
-        payload = {"config": self.config, "state": net.get_training_state()}
-        save_checkpoint(self.path, payload)
+        """Write the state of the epoch that just finished.
+
+        In data-parallel training (``net.team_``) every process holds the same
+        state: rank 0 writes it while the others wait.
+        """
+        team = getattr(net, "team_", None)
+        if team is None or team.rank == 0:
+            payload = {"config": self.config, "state": net.get_training_state()}
+            save_checkpoint(self.path, payload)
+        if team is not None:
+            team.barrier()

@@ -59,8 +59,7 @@ class EquivariantNet(SSLNet):
     def _views(self, x):
         """Return views ``v1``, ``v2`` and ``T_g v1``, stacked, and the drawn g."""
         views, _ = super()._views(x)
-        g = self.steered_augmentation.sample(len(x), self.generators_["augment"])
-        g = g.to(x.device)
+        g = self._draw(self.steered_augmentation.sample, len(x)).to(x.device)
         steered = self.steered_augmentation.apply(views[: len(x)], g)
         return torch.cat([views, steered]), g
 
@@ -77,12 +76,17 @@ class EquivariantNet(SSLNet):
         with torch.autocast(y1.device.type, enabled=False):
             predicted = self.steering_(y1, X)
             if self.equivariance_loss == "nce":
+                gathered = self._gathered(y_steered)
                 equivariance = equivariance_nce_loss(
-                    predicted, y_steered, self.temperature
+                    predicted,
+                    y_steered,
+                    self.temperature,
+                    gathered=gathered,
+                    offset=0 if gathered is None else self._shard.offset,
                 )
             else:
                 equivariance = equivariance_mse_loss(predicted, y_steered)
-        self.history.record_batch("equivariance", equivariance.item())
+        self._record("equivariance", equivariance)
         return loss + self.equivariance_weight * equivariance
 
     def get_training_state(self):

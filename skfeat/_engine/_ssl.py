@@ -5,6 +5,7 @@
 import functools
 import json
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,12 @@ from skorch.callbacks import Callback, LRScheduler, PassthroughScoring
 from skorch.history import History
 from torch.utils.data import DataLoader, Dataset
 
+from skfeat._engine._distributed import (
+    Team,
+    shard_sizes,
+    sync_batchnorm,
+    unsync_batchnorm,
+)
 from skfeat._engine._progress import BatchProgressBar, PlainPrintLog
 from skfeat.nn import (
     AugSelfHeads,
@@ -56,33 +63,60 @@ class TrainingImages(Dataset):
         return self.samples[index]
 
 
+class Shard(NamedTuple):
+    """A process's rows of a global batch: ``sizes[rank]`` rows from ``offset``."""
+
+    offset: int
+    sizes: tuple
+
+
 class ShuffledBatches:
     """Mini-batches in a fresh seeded order each pass; a last batch of 1 is dropped.
 
     In-memory samples are sliced; a streamed dataset is read by a
     ``DataLoader`` in the same order.  Batch normalisation needs two rows, so
     a trailing single sample waits for the next epoch's order.
+
+    With a :class:`~skfeat._engine._distributed.Team` of several processes,
+    every process draws the same global order and batches and yields its
+    contiguous shard of each batch with a :class:`Shard`, as a third item:
+    the shards of a full batch are equal, those of the last batch differ by
+    at most one row, so every sample is seen once per epoch; a last batch
+    with fewer than two rows per process is dropped.
     """
 
-    def __init__(self, data, batch_size, generator, num_workers=0):
+    def __init__(self, data, batch_size, generator, num_workers=0, team=None):
         self.data = data
         self.batch_size = batch_size
         self.generator = generator
         self.num_workers = num_workers
+        self.team = team
+
+    @property
+    def _min_rows(self):
+        return 2 * (1 if self.team is None else self.team.size)
 
     def _schedule(self):
         order = torch.randperm(len(self.data), generator=self.generator)
         batches = list(order.split(self.batch_size))
-        if len(batches[-1]) < 2:
+        if len(batches[-1]) < self._min_rows:
             batches.pop()
-        return batches
+        if self.team is None:
+            return batches, [None] * len(batches)
+        shards, local = [], []
+        for rows in batches:
+            sizes = tuple(shard_sizes(len(rows), self.team.size))
+            offset = sum(sizes[: self.team.rank])
+            shards.append(Shard(offset, sizes))
+            local.append(rows[offset : offset + sizes[self.team.rank]])
+        return local, shards
 
     def __len__(self):
         full, rest = divmod(len(self.data), self.batch_size)
-        return full + (rest >= 2)
+        return full + (rest >= self._min_rows)
 
     def __iter__(self):
-        batches = self._schedule()
+        batches, shards = self._schedule()
         samples, y = self.data.samples, self.data.y
         if isinstance(samples, torch.Tensor):
             chunks = (samples[rows] for rows in batches)
@@ -92,8 +126,9 @@ class ShuffledBatches:
                 batch_sampler=[rows.tolist() for rows in batches],
                 num_workers=self.num_workers,
             )
-        for rows, chunk in zip(batches, chunks):
-            yield chunk, None if y is None else y[rows]
+        for rows, chunk, shard in zip(batches, chunks, shards):
+            labels = None if y is None else y[rows]
+            yield (chunk, labels) if shard is None else (chunk, labels, shard)
 
 
 class SSLNet(NeuralNet):
@@ -131,6 +166,17 @@ class SSLNet(NeuralNet):
         generators.
     num_workers : int
         ``DataLoader`` workers when the training images are streamed.
+    accelerator : accelerate.Accelerator or None
+        With several processes, data-parallel training (``team_`` holds the
+        processes): each trains on its shard of every global batch, with
+        the augmentation parameters drawn for the whole batch, and the
+        gradients are averaged.  With one process (or skorch's
+        ``AccelerateMixin``) it only places the modules.
+    gather_negatives : bool
+        With several processes, score contrastive losses against every
+        process's rows and fill the MoCo queue with every process's keys.
+    sync_batchnorm : bool
+        With several processes, normalise batches over every process's rows.
     **kwargs
         Passed to ``skorch.NeuralNet``.
     """
@@ -150,6 +196,9 @@ class SSLNet(NeuralNet):
         autocast_dtype=None,
         seed=0,
         num_workers=0,
+        accelerator=None,
+        gather_negatives=True,
+        sync_batchnorm=True,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -162,6 +211,9 @@ class SSLNet(NeuralNet):
         self.autocast_dtype = autocast_dtype
         self.seed = seed
         self.num_workers = num_workers
+        self.accelerator = accelerator
+        self.gather_negatives = gather_negatives
+        self.sync_batchnorm = sync_batchnorm
 
     def get_default_callbacks(self):
         """Skorch's defaults, with a table printed only at ``verbose >= 2``, plain."""
@@ -172,6 +224,10 @@ class SSLNet(NeuralNet):
 
     def initialize_module(self):
         """Build the model, the AugSelf heads, the feature augmenter and generators."""
+        accelerator = self.accelerator
+        self.team_, self._shard = None, None
+        if accelerator is not None and accelerator.num_processes > 1:
+            self.team_ = Team(accelerator)
         super().initialize_module()
         self.aux_heads_ = AugSelfHeads(**self.get_params_for("aux_heads"))
         self.feature_augmenter_ = None
@@ -187,14 +243,44 @@ class SSLNet(NeuralNet):
         self.generators_ = {
             "shuffle": torch.Generator().manual_seed(self.seed),
             "augment": torch.Generator().manual_seed(self.seed + 1),
-            "feature": torch.Generator(device).manual_seed(self.seed + 2),
+            "feature": torch.Generator(device).manual_seed(self.seed + 2 + self._rank),
         }
+        if self.team_ is not None and self.sync_batchnorm:
+            self.module_ = sync_batchnorm(self.module_, self.team_)
+            self.aux_heads_ = sync_batchnorm(self.aux_heads_, self.team_)
         return self
+
+    @property
+    def _rank(self):
+        return 0 if getattr(self, "team_", None) is None else self.team_.rank
+
+    def finish_distributed(self):
+        """End data-parallel training: rank 0's state everywhere, plain modules.
+
+        Every process takes rank 0's parameters and buffers (batch-norm
+        statistics differ between processes when they are not
+        synchronised), the synchronised batch-norm layers become the plain
+        ones again, and the process group is released, so the fitted net
+        and its backbone run and pickle in one process.
+        """
+        team = self.team_
+        if team is None:
+            return
+        for name in self._modules:
+            module = getattr(self, f"{name}_")
+            team.broadcast_state(module)
+            setattr(self, f"{name}_", unsync_batchnorm(module))
+        team.close()
+        self.team_ = None
 
     def get_iterator(self, dataset, training=False):
         """Seeded shuffled batches of the training samples."""
         return ShuffledBatches(
-            dataset, self.batch_size, self.generators_["shuffle"], self.num_workers
+            dataset,
+            self.batch_size,
+            self.generators_["shuffle"],
+            self.num_workers,
+            team=self.team_,
         )
 
     def _features(self, backbone, views):
@@ -207,9 +293,8 @@ class SSLNet(NeuralNet):
         subclass may stack more views (the features are split into as many
         chunks) and return other targets, which reach ``get_loss`` as ``X``.
         """
-        generator = self.generators_["augment"]
-        params1 = self.augmentations.sample(len(x), generator)
-        params2 = self.augmentations.sample(len(x), generator)
+        params1 = self._draw(self.augmentations.sample, len(x))
+        params2 = self._draw(self.augmentations.sample, len(x))
         views = torch.cat(
             [self.augmentations.apply(x, params1), self.augmentations.apply(x, params2)]
         )
@@ -221,10 +306,71 @@ class SSLNet(NeuralNet):
         }
         return views, targets
 
+    def _draw(self, sample, n):
+        """Draw augmentation parameters of this process's ``n`` rows.
+
+        With several processes, the parameters of the whole global batch are
+        drawn (the same on every process) and this process keeps its rows,
+        so the views equal one process's on the global batch.
+        """
+        shard = self._shard
+        generator = self.generators_["augment"]
+        if shard is None:
+            return sample(n, generator)
+        params = sample(sum(shard.sizes), generator)
+        rows = slice(shard.offset, shard.offset + n)
+        if isinstance(params, dict):
+            return {name: value[rows] for name, value in params.items()}
+        return params[rows]
+
+    def _gathered(self, rows, grad=True):
+        """Return this step's rows of every process (None in one process or local)."""
+        if self._shard is None or not self.gather_negatives:
+            return None
+        gather = self.team_.gather if grad else self.team_.gather_no_grad
+        return gather(rows, self._shard.sizes)
+
+    def _record(self, name, value):
+        """Record a per-batch loss term (over the global batch, when sharded)."""
+        if self._shard is None:
+            self.history.record_batch(name, value.item())
+        else:
+            self._logs[name] = value.detach()
+
+    def _global_logs(self, loss):
+        """Record a sharded step's terms over the global batch; return its loss.
+
+        Each process's terms are means over its rows: the global mean weights
+        them by their share of the global batch, in one all-reduce.
+        """
+        names = list(self._logs)
+        shard = self._shard
+        share = shard.sizes[self.team_.rank] / sum(shard.sizes)
+        values = torch.stack([loss.detach().float(), *self._logs.values()]).float()
+        values = self.team_.sum_(values * share).tolist()
+        for name, value in zip(names, values[1:]):
+            self.history.record_batch(name, value)
+        return torch.tensor(values[0])
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Record a sharded batch's global size, which weights its loss."""
+        if batch is not None and len(batch) > 2:
+            self.history.record_batch("train_batch_size", sum(batch[2].sizes))
+
     def train_step_single(self, batch, **fit_params):
-        """Augment the batch, then run the forward pass, the loss and backward."""
+        """Augment the batch, then run the forward pass, the loss and backward.
+
+        With several processes, ``batch`` also holds a :class:`Shard`: the
+        loss is weighted by this process's share of the global batch (1 for
+        equal shards) and the gradients are averaged over the processes.
+        """
         self._set_training(True)
-        x, y = batch
+        x, y = batch[:2]
+        self._shard = batch[2] if len(batch) > 2 else None
+        self._logs = {}
+        if self._shard is not None:
+            batches = self.history[-1, "batches"]
+            self.team_.step = f"epoch {len(self.history)}, batch {len(batches)}"
         device = self.training_device
         x = x.to(device, non_blocking=True)
         views, targets = self._views(x)
@@ -243,8 +389,16 @@ class SSLNet(NeuralNet):
                 X=targets,
                 training=True,
             )
-        self.backward(loss)
-        return {"loss": loss, "y_pred": None}
+        shard = self._shard
+        if shard is None:
+            self.backward(loss)
+            return {"loss": loss, "y_pred": None}
+        team = self.team_
+        self.backward(loss * (team.size * len(x) / sum(shard.sizes)))
+        team.average_gradients(
+            p for name in self._modules for p in getattr(self, f"{name}_").parameters()
+        )
+        return {"loss": self._global_logs(loss), "y_pred": None}
 
     @property
     def training_device(self):
@@ -287,7 +441,7 @@ class SSLNet(NeuralNet):
         loss = self._base_loss(y1, y2, y_pred["views"], y_true)
         aux_total, per_type = self.aux_heads_(y1, y2, X)
         for name, value in per_type.items():
-            self.history.record_batch(f"aux_{name}", value.item())
+            self._record(f"aux_{name}", value)
         return loss + aux_total
 
     def _base_loss(self, y1, y2, views, y_true):
@@ -346,7 +500,16 @@ class SSLNet(NeuralNet):
 
     def _simclr_loss(self, z1, z2, h1, h2):
         if self.feature_augmenter_ is None:
-            return nt_xent_loss(z1, z2, self.temperature)
+            both = self._gathered(torch.cat([z1, z2], 1))
+            if both is None:
+                return nt_xent_loss(z1, z2, self.temperature)
+            return nt_xent_loss(
+                z1,
+                z2,
+                self.temperature,
+                gathered=both.chunk(2, 1),
+                offset=self._shard.offset,
+            )
         if h1 is not None:
             extra = self.module_.projector(torch.cat([h1, h2]))
         else:
@@ -368,7 +531,8 @@ class SSLNet(NeuralNet):
         with torch.no_grad():
             k = self._target_projection(views[len(q) :])
         keys = queue.keys.clone()
-        queue.enqueue(k)
+        gathered = self._gathered(k, grad=False)
+        queue.enqueue(k if gathered is None else gathered)
         if self.feature_augmenter_ is None:
             return moco_loss(q, k, keys, self.temperature)
         if h1 is not None:
@@ -420,6 +584,8 @@ class SSLNet(NeuralNet):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("generators_", None)
+        state.pop("team_", None)
+        state["accelerator"] = None  # process-bound; a loaded net trains alone
         return state
 
 

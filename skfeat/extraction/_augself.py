@@ -27,8 +27,7 @@ from skfeat.transforms import (
     RandomRot90,
     RandomScale,
 )
-from skfeat.utils import autocast_dtype, resolve_device
-from skfeat.utils._torch import draw_seed
+from skfeat.utils import autocast_dtype
 
 IMAGE_AUG_TYPES = ("crop", "flip", "color", "gray", "blur", "rot")
 VECTOR_AUG_TYPES = ("shift", "scale")
@@ -143,6 +142,28 @@ default=None
         epochs, with a fresh optimiser and a new cosine schedule over those
         epochs, instead of starting from ``weights``: train, look, then
         train longer.  ``n_iter_`` and ``loss_curve_`` count all epochs.
+    accelerator : accelerate.Accelerator, default=None
+        Train on every process of an ``accelerate launch`` or ``torchrun``
+        launch, data-parallel (``pip install 'skfeat[distributed]'``).  Each
+        process trains on its shard of every global batch of ``batch_size``
+        rows (a multiple of the number of processes); the augmentation
+        parameters are drawn for the whole batch and the gradients averaged,
+        so with ``gather_negatives`` and ``sync_batchnorm`` the fit equals a
+        one-process fit on the global batch.  Rank 0 alone writes the
+        checkpoint and prints; every process ends with the same weights.  A
+        process that dies or stalls for 60 s stops the others with an error
+        naming its rank.  ``clone`` shares the accelerator; pickling drops
+        it.  None trains in this process on ``device``.
+    gather_negatives : bool, default=True
+        With several processes, score the contrastive losses (SimCLR's NT-Xent; the
+        MoCo queue takes every process's keys)
+        against every process's rows, gathered with their gradients, as in
+        one process; False keeps each process's own rows (less
+        communication, fewer negatives).
+    sync_batchnorm : bool, default=True
+        With several processes, normalise batches with the statistics of the
+        global batch (synchronised batch normalisation); False normalises
+        each process's shard.
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
@@ -271,6 +292,9 @@ default=None
         image_size=None,
         checkpoint=None,
         warm_start=False,
+        accelerator=None,
+        gather_negatives=True,
+        sync_batchnorm=True,
         device="auto",
         precision="auto",
         memory=None,
@@ -298,6 +322,9 @@ default=None
         self.image_size = image_size
         self.checkpoint = checkpoint
         self.warm_start = warm_start
+        self.accelerator = accelerator
+        self.gather_negatives = gather_negatives
+        self.sync_batchnorm = sync_batchnorm
         self.device = device
         self.precision = precision
         self.memory = memory
@@ -326,8 +353,9 @@ default=None
         self._check_settings(kind)
         weights = self._aug_weight_map()
         labels, n_classes = self._encode_labels(y)
-        seed = draw_seed(self.random_state)
-        device = resolve_device(self.device)
+        self._check_processes()
+        seed = self._shared_seed()
+        device = self._device()
         backbone = self._starting_backbone(kind, X)
         samples = self._training_samples(kind, X, backbone, labels)
         if kind == "vector":
@@ -415,7 +443,7 @@ default=None
             self.base,
             [name for name, w in weights.items() if w > 0],
             self.max_epochs,
-            self.verbose,
+            self._engine_params()["verbose"],
         )
         callbacks += self._checkpoint_callbacks()
         return SSLNet(
@@ -440,7 +468,7 @@ default=None
             train_split=None,
             callbacks=callbacks,
             device=str(device),
-            verbose=int(self.verbose),
+            **self._engine_params(),
             augmentations=augmentations,
             base=self.base,
             temperature=self.temperature,

@@ -68,7 +68,7 @@ class _BaseImageExtractor(
       merge into its own.
     - ``_get_backbone(in_features)`` returns the network to run: a
       :class:`skfeat.models.Backbone` (``input_kind``, ``preprocessing``,
-      ``weights_id``) in eval mode on ``resolve_device(self.device)``.
+      ``weights_id``) in eval mode on ``self._device()``.
       ``in_features`` is the input width for vector backbones, None for
       images.  A frozen extractor takes it from the process cache
       (``_cache.cached_backbone``); a trainable one returns its own fitted
@@ -118,6 +118,10 @@ class _BaseImageExtractor(
                 "pass weights='weights.pt'."
             )
         super()._validate_params()
+
+    def _device(self):
+        """Return the device of extraction: ``device``, resolved."""
+        return resolve_device(self.device)
 
     @abstractmethod
     def _get_backbone(self, in_features):
@@ -177,7 +181,7 @@ class _BaseImageExtractor(
 
     def _stream(self, backbone, dataset, indices=None):
         """Yield float32 feature arrays batch by batch, in dataset order."""
-        device = resolve_device(self.device)
+        device = self._device()
         dtype = autocast_dtype(self.precision, device)
         loader = DataLoader(
             dataset if indices is None else Subset(dataset, indices),
@@ -223,7 +227,7 @@ class _BaseImageExtractor(
 
     def _cache_config(self, backbone, dataset):
         """Everything that changes features: the network's identity and settings."""
-        device = resolve_device(self.device)
+        device = self._device()
         images = not isinstance(dataset, VectorRows)
         return {
             **self._cache_identity(backbone),
@@ -277,7 +281,7 @@ class _BaseTrainableExtractor(_BaseImageExtractor):
     def _get_backbone(self, in_features):
         """Return the fitted backbone on the device."""
         check_is_fitted(self)
-        return self.backbone_.to(resolve_device(self.device))
+        return self.backbone_.to(self._device())
 
     def _cache_identity(self, backbone):
         return {

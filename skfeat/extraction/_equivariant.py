@@ -32,7 +32,7 @@ from skfeat.transforms import (
     SteeredAugmentation,
 )
 from skfeat.transforms._steered import COLOR_PARAMS, D4_PARAMS, VECTOR_PARAMS
-from skfeat.utils import autocast_dtype, resolve_device
+from skfeat.utils import autocast_dtype
 from skfeat.utils._torch import draw_seed
 
 STEERINGS = {
@@ -147,6 +147,29 @@ default=None
         the fitted backbone, heads and steering map for ``max_epochs`` more
         epochs with a new cosine schedule, as for
         :class:`~skfeat.AugSelfExtractor`.
+    accelerator : accelerate.Accelerator, default=None
+        Train on every process of an ``accelerate launch`` or ``torchrun``
+        launch, data-parallel (``pip install 'skfeat[distributed]'``).  Each
+        process trains on its shard of every global batch of ``batch_size``
+        rows (a multiple of the number of processes); the augmentation
+        parameters are drawn for the whole batch and the gradients averaged,
+        so with ``gather_negatives`` and ``sync_batchnorm`` the fit equals a
+        one-process fit on the global batch.  Rank 0 alone writes the
+        checkpoint and prints; every process ends with the same weights.  A
+        process that dies or stalls for 60 s stops the others with an error
+        naming its rank.  ``clone`` shares the accelerator; pickling drops
+        it.  None trains in this process on ``device``.
+    gather_negatives : bool, default=True
+        With several processes, score the contrastive losses (the SimCLR base
+        and the ``"nce"`` equivariance loss; the MoCo queue takes every
+        process's keys)
+        against every process's rows, gathered with their gradients, as in
+        one process; False keeps each process's own rows (less
+        communication, fewer negatives).
+    sync_batchnorm : bool, default=True
+        With several processes, normalise batches with the statistics of the
+        global batch (synchronised batch normalisation); False normalises
+        each process's shard.
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
@@ -265,6 +288,9 @@ default=None
         validation_fraction=0.1,
         checkpoint=None,
         warm_start=False,
+        accelerator=None,
+        gather_negatives=True,
+        sync_batchnorm=True,
         device="auto",
         precision="auto",
         memory=None,
@@ -294,6 +320,9 @@ default=None
         self.validation_fraction = validation_fraction
         self.checkpoint = checkpoint
         self.warm_start = warm_start
+        self.accelerator = accelerator
+        self.gather_negatives = gather_negatives
+        self.sync_batchnorm = sync_batchnorm
         self.device = device
         self.precision = precision
         self.memory = memory
@@ -323,8 +352,9 @@ default=None
         """
         kind, X = self._validate_input(X, reset=True)
         self._check_settings(kind, X)
-        seed = draw_seed(self.random_state)
-        device = resolve_device(self.device)
+        self._check_processes()
+        seed = self._shared_seed()
+        device = self._device()
         backbone = self._starting_backbone(kind, X)
         if self.steering == "orbit":
             self.backbone_ = backbone.to(device).eval().requires_grad_(False)
@@ -605,7 +635,7 @@ default=None
     def _embed(self, x):
         """Embeddings of a float batch (pixels in [0, 1] or vectors), on the CPU."""
         with torch.inference_mode():
-            x = x.to(resolve_device(self.device))
+            x = x.to(self._device())
             return self._forward_batch(self.backbone_, x).float().cpu()
 
     def _warn_if_not_steering(self):
@@ -654,7 +684,8 @@ default=None
         return {**steering, "rank": self.rank}
 
     def _build_net(self, backbone, dim, kind, X, n_classes, n_samples, seed, device):
-        callbacks = ssl_callbacks(self.base, [], self.max_epochs, self.verbose)
+        verbose = self._engine_params()["verbose"]
+        callbacks = ssl_callbacks(self.base, [], self.max_epochs, verbose)
         callbacks.append(
             ("equivariance", PassthroughScoring(name="equivariance", on_train=True))
         )
@@ -691,7 +722,7 @@ default=None
             train_split=None,
             callbacks=callbacks,
             device=str(device),
-            verbose=int(self.verbose),
+            **self._engine_params(),
             augmentations=self._base_views(kind, X, backbone),
             base=self.base,
             temperature=self.temperature,

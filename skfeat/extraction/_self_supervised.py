@@ -9,6 +9,7 @@ import os
 from numbers import Integral
 
 import torch
+import torch.distributed as dist
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
@@ -17,12 +18,14 @@ from torchvision.models import WeightsEnum
 
 from skfeat._engine import EpochCheckpoint, TrainingImages, load_checkpoint_file
 from skfeat._engine._checkpoint import CHECKPOINT_FILE
+from skfeat._engine._distributed import check_accelerator
 from skfeat.extraction._base import _BaseTrainableExtractor, model_identity
 from skfeat.extraction._feature_cache import state_dict_digest
 from skfeat.extraction._inputs import decode_uint8, image_dataset, square_uint8
 from skfeat.models import get_backbone
 from skfeat.models._registry import has_pretrained_weights
-from skfeat.utils import seeded
+from skfeat.utils import resolve_device, seeded
+from skfeat.utils._torch import draw_seed
 
 
 class _SelfSupervisedExtractor(_BaseTrainableExtractor):
@@ -30,9 +33,12 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
 
     A subclass has the parameters ``weights``, ``base``, ``max_epochs``,
     ``lr``, ``batch_size``, ``checkpoint``, ``warm_start`` and
-    ``num_workers`` besides the ``_BaseImageExtractor`` ones; its ``fit``
-    builds the starting backbone with :meth:`_starting_backbone` (which sets
-    ``weights_``), builds an engine net and calls :meth:`_train`, which
+    ``num_workers``, ``accelerator``, ``gather_negatives`` and
+    ``sync_batchnorm`` besides the ``_BaseImageExtractor`` ones; its ``fit``
+    checks the processes with :meth:`_check_processes` and draws the seed
+    with :meth:`_shared_seed`, builds the starting backbone with
+    :meth:`_starting_backbone` (which sets ``weights_``), builds an engine
+    net (with :meth:`_engine_params`) and calls :meth:`_train`, which
     resumes from the checkpoint or continues the fitted net (warm start),
     trains, stops on a non-finite loss and sets ``net_``, ``backbone_``,
     ``n_iter_`` and ``loss_curve_``.
@@ -44,7 +50,78 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "weights": [str, os.PathLike, WeightsEnum, None],
         "warm_start": ["boolean"],
+        "accelerator": "no_validation",  # checked in fit, importing accelerate
+        "gather_negatives": ["boolean"],
+        "sync_batchnorm": ["boolean"],
     }
+
+    def _check_processes(self):
+        """Check ``accelerator`` and the settings that depend on the processes.
+
+        Returns the number of processes (1 without an accelerator).
+        """
+        accelerator = check_accelerator(self.accelerator)
+        if accelerator is None:
+            return 1
+        device = resolve_device(self.device)
+        if self.device != "auto" and device != self._device():
+            raise ValueError(
+                f"device={self.device!r} differs from the accelerator's device "
+                f"{accelerator.device}; with accelerator=, leave device='auto' "
+                "(Accelerate assigns one device per process)."
+            )
+        n_processes = accelerator.num_processes
+        if self.batch_size % n_processes:
+            raise ValueError(
+                f"batch_size={self.batch_size} is the global batch, split evenly "
+                f"over the {n_processes} processes; it must be a multiple of "
+                f"{n_processes}, e.g. batch_size="
+                f"{max(self.batch_size // n_processes, 1) * n_processes}."
+            )
+        if (
+            n_processes > 1
+            and self.gather_negatives
+            and self.base == "simclr"
+            and self.feature_augmentation is not None
+        ):
+            raise ValueError(
+                "feature_augmentation with base='simclr' scores each process's "
+                "rows only; set gather_negatives=False to train it on several "
+                "processes."
+            )
+        return n_processes
+
+    def _shared_seed(self):
+        """Draw the seed of the fit; with several processes, rank 0's for all."""
+        seed = draw_seed(self.random_state)
+        accelerator = self.accelerator
+        if accelerator is not None and accelerator.num_processes > 1:
+            seed = [seed]
+            dist.broadcast_object_list(seed, src=0)
+            seed = seed[0]
+        return seed
+
+    def _device(self):
+        """Return the accelerator's device when ``device="auto"``, else ``device``."""
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and self.device == "auto":
+            device = accelerator.device  # "cpu:<rank>" on CPU processes
+            return torch.device("cpu") if device.type == "cpu" else device
+        return resolve_device(self.device)
+
+    def _is_main_process(self):
+        accelerator = self.accelerator
+        return accelerator is None or accelerator.is_main_process
+
+    def _engine_params(self):
+        """Return the engine's parameters of data-parallel training and logging."""
+        main = self._is_main_process()
+        return {
+            "accelerator": self.accelerator,
+            "gather_negatives": self.gather_negatives,
+            "sync_batchnorm": self.sync_batchnorm,
+            "verbose": int(self.verbose) if main else 0,
+        }
 
     def _warm_net(self):
         """Return the fitted engine net that this fit continues, or None."""
@@ -156,6 +233,7 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
         on other images, even of the same number.
         """
         ignored = {
+            "accelerator",  # a resumed fit may run on another number of processes
             "checkpoint",
             "device",
             "memory",
@@ -251,6 +329,7 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
                 net.partial_fit(data, epochs=self.max_epochs - done)
             except FloatingPointError as exc:
                 raise FloatingPointError(self._divergence_message(exc)) from exc
+            net.finish_distributed()
         if not all(
             p.isfinite().all()
             for name in net._modules
@@ -289,9 +368,27 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
             "precision='float32' make training more stable."
         )
 
+    def __sklearn_clone__(self):
+        """Clone the parameters, sharing the accelerator instead of copying it.
+
+        ``sklearn.base.clone`` deep-copies non-estimator parameters; an
+        ``Accelerator`` stands for this process's place in the launch and
+        must stay one object, as skorch's documentation warns.
+        """
+        accelerator = self.accelerator
+        self.accelerator = None
+        try:
+            clone = super().__sklearn_clone__()
+        finally:
+            self.accelerator = accelerator
+        clone.accelerator = accelerator
+        return clone
+
     def __getstate__(self):
-        # BaseEstimator may return ``self.__dict__`` itself: never edit it.
-        state = dict(super().__getstate__())
+        state = dict(super().__getstate__())  # a copy: never change self
+        # The accelerator belongs to this process: a pickled extractor loads
+        # in one process, without it.
+        state["accelerator"] = None
         backbone = state.get("backbone_")
         on_device = backbone is not None and any(
             t.device.type != "cpu" for t in backbone.state_dict().values()

@@ -58,11 +58,13 @@ def projection_mlp(
     return nn.Sequential(*layers)
 
 
-def nt_xent_loss(z1, z2, temperature=0.2):
+def nt_xent_loss(z1, z2, temperature=0.2, *, gathered=None, offset=0):
     """SimCLR's NT-Xent over the 2B rows of both views.
 
     Row i's positive is the other view of the same sample; every other row
-    but itself is a negative (the self-similarity is masked out).
+    but itself is a negative (the self-similarity is masked out).  In
+    data-parallel training, ``gathered`` holds the projections of the global
+    batch, so the local rows are scored against every process's negatives.
 
     Parameters
     ----------
@@ -70,11 +72,16 @@ def nt_xent_loss(z1, z2, temperature=0.2):
         Projections of the two views (normalised inside).
     temperature : float, default=0.2
         Softmax temperature.
+    gathered : tuple of two torch.Tensor of shape (N, d), default=None
+        Both views' projections of the global batch, in which ``z1`` and
+        ``z2`` are rows ``offset`` to ``offset + B``; None uses ``(z1, z2)``.
+    offset : int, default=0
+        Row of ``z1[0]`` in ``gathered``.
 
     Returns
     -------
     loss : torch.Tensor
-        Mean over the 2B rows, a scalar.
+        Mean over the 2B local rows, a scalar.
 
     Examples
     --------
@@ -83,15 +90,24 @@ def nt_xent_loss(z1, z2, temperature=0.2):
     >>> z = torch.eye(2)
     >>> round(nt_xent_loss(z, z, temperature=1.0).item(), 4)
     0.5514
+    >>> halves = [nt_xent_loss(z[i:i + 1], z[i:i + 1], 1.0, gathered=(z, z), offset=i)
+    ...           for i in range(2)]
+    >>> round(sum(halves).item() / 2, 4)
+    0.5514
     """
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    n = len(z1)
-    logits = z @ z.T / temperature
-    logits = logits.masked_fill(
-        torch.eye(2 * n, dtype=torch.bool, device=z.device), -torch.inf
+    if gathered is None:
+        gathered = (z1, z2)
+    queries = F.normalize(torch.cat([z1, z2]), dim=1)
+    keys = F.normalize(torch.cat(gathered), dim=1)
+    n, b = len(gathered[0]), len(z1)
+    logits = queries @ keys.T / temperature
+    rows = torch.arange(b, device=z1.device) + offset
+    own = torch.cat([rows, rows + n])
+    logits = logits.index_put(
+        (torch.arange(2 * b, device=z1.device), own),
+        torch.tensor(-torch.inf, device=z1.device, dtype=logits.dtype),
     )
-    positives = torch.arange(2 * n, device=z.device).roll(n)
-    return F.cross_entropy(logits, positives)
+    return F.cross_entropy(logits, torch.cat([rows + n, rows]))
 
 
 def multi_positive_info_nce(z, instance, temperature=0.2, anchors=None):

@@ -314,11 +314,13 @@ def orbit_permutation(element):
     return [D4_ELEMENTS.index(d4_compose(h, element)) for h in D4_ELEMENTS]
 
 
-def equivariance_nce_loss(steered, target, temperature):
+def equivariance_nce_loss(steered, target, temperature, *, gathered=None, offset=0):
     """InfoNCE between steered embeddings and the embeddings of augmented inputs.
 
     The positive of row i is ``target[i]``; the other rows of ``target`` are
-    its negatives.  Rows are L2-normalised.
+    its negatives.  Rows are L2-normalised.  In data-parallel training,
+    ``gathered`` holds the targets of the global batch, so every process's
+    rows are negatives.
 
     Parameters
     ----------
@@ -328,6 +330,11 @@ def equivariance_nce_loss(steered, target, temperature):
         ``f(T_{g_i} x_i)``.
     temperature : float
         Softmax temperature.
+    gathered : torch.Tensor of shape (N, d), default=None
+        Targets of the global batch, holding ``target`` at rows ``offset``
+        to ``offset + n``; None uses ``target``.
+    offset : int, default=0
+        Row of ``target[0]`` in ``gathered``.
 
     Returns
     -------
@@ -341,9 +348,13 @@ def equivariance_nce_loss(steered, target, temperature):
     >>> z = torch.eye(3)
     >>> bool(equivariance_nce_loss(z, z, 0.1) < 1e-3)
     True
+    >>> bool(equivariance_nce_loss(z[1:], z[1:], 0.1, gathered=z, offset=1) < 1e-3)
+    True
     """
-    logits = F.normalize(steered, dim=1) @ F.normalize(target, dim=1).T
-    labels = torch.arange(len(steered), device=steered.device)
+    if gathered is None:
+        gathered = target
+    logits = F.normalize(steered, dim=1) @ F.normalize(gathered, dim=1).T
+    labels = torch.arange(len(steered), device=steered.device) + offset
     return F.cross_entropy(logits / temperature, labels)
 
 
