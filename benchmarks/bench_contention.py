@@ -6,21 +6,25 @@ busy-loop process, three fits are timed (best of ``--rounds``, interleaved):
 * small: ``SeAClassifier`` on a 5-shot draw of the real EfficientNet-Lite0
   features of scikit-learn's digits (the demo's features, read from its
   cache; filled first otherwise, which takes minutes);
+* medium: ``SeAClassifier(eta=0.4)`` on all 1,797 digits features (steps
+  of about 4 ms on one thread, like the final fit of ``SeAClassifierCV``);
 * large: ``SeAClassifier(max_epochs=10)`` on 5,000 x 2,048 float32 synthetic
   features, 10 classes;
 * cv: ``SeAClassifierCV`` (7 etas x 3 folds) on all 1,797 digits features.
 
 Each runs with skfeat's thread policy (``ThreadTuner``: measured per fit,
-the default) and with the thread count fixed at 1 and at the caller's
-count (2 here), the tuning switched off.  Printed per condition: seconds,
-policy / best fixed (targets: <= 1.1 quiet, <= 1.2 busy) and busy / quiet
-of the policy (target <= 2).  The large fit is also compared with a bare
-torch loop doing the same float32 SeA updates at the faster fixed count
-(target: <= 1.3x), and, quiet, ``SeAClassifierCV(selection="first")`` with
-``GridSearchCV`` over the same etas, both in float64, where their choices
-are equal exactly (target: >= 3x faster, same eta).
+the default), with the policy timing steps alone (no reading of the idle
+CPUs before probing more threads), and with the thread count fixed at 1
+and at the caller's count (2 here), the tuning switched off.  Printed per
+condition: seconds, policy / best fixed (targets: <= 1.1 quiet, <= 1.2
+busy) and busy / quiet of the policy (target <= 2).  The large fit is
+also compared with a bare torch loop doing the same float32 SeA updates at
+the faster fixed count (target: <= 1.3x), and, quiet,
+``SeAClassifierCV(selection="first")`` with ``GridSearchCV`` over the same
+etas, both in float64, where their choices are equal exactly (target: >= 3x
+faster, same eta).
 
-Usage: python benchmarks/bench_contention.py [--cache DIR] [--rounds 2]
+Usage: python benchmarks/bench_contention.py [--cache DIR] [--rounds 3]
 """
 
 import argparse
@@ -40,6 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skfeat import DeepFeatureExtractor, SeAClassifier, SeAClassifierCV
+from skfeat._engine import _threads
 from skfeat.datasets import make_lowshot_features
 from skfeat.nn import SeALoss, l2_normalize, multihead_sea_logits
 from skfeat.probing import _sea
@@ -72,6 +77,13 @@ def fixed_threads(n_threads):
         mock.patch.object(_sea, "_training_callbacks", untuned),
         torch_threads(n_threads),
     ):
+        yield
+
+
+@contextlib.contextmanager
+def timing_only():
+    """SeA fits with the thread policy probing without reading idle CPUs."""
+    with mock.patch.object(_threads, "system_idle_cpus", lambda: None):
         yield
 
 
@@ -123,6 +135,9 @@ def fits(digits_X, digits_y, large_X, large_y):
         "small": lambda: SeAClassifier(random_state=0).fit(
             digits_X[shots], digits_y[shots]
         ),
+        "medium": lambda: SeAClassifier(eta=0.4, random_state=0).fit(
+            digits_X, digits_y
+        ),
         "large": lambda: SeAClassifier(max_epochs=10, random_state=0).fit(
             large_X, large_y
         ),
@@ -133,12 +148,18 @@ def fits(digits_X, digits_y, large_X, large_y):
 
 
 def time_condition(contenders, large_X, large_y, rounds):
-    """Seconds of each fit under the policy, fixed 1 and fixed caller's count."""
+    """Seconds of each fit under the policy, timing only, fixed 1 and caller's."""
     caller = torch.get_num_threads()
     seconds = {}
+    modes = {
+        "policy": contextlib.nullcontext,
+        "timing": timing_only,
+        1: lambda: fixed_threads(1),
+        caller: lambda: fixed_threads(caller),
+    }
     for _ in range(rounds):
-        for mode in ("policy", 1, caller):
-            with fixed_threads(mode) if mode != "policy" else contextlib.nullcontext():
+        for mode, context in modes.items():
+            with context():
                 best, _ = best_of(contenders, 1)
             for name, value in best.items():
                 key = (name, mode)
@@ -194,9 +215,9 @@ def main(cache, rounds):
         with busy_process() if load == "busy" else contextlib.nullcontext():
             results[load] = time_condition(contenders, large_X, large_y, rounds)
     print(
-        f"\n{'fit':>6} {'load':>6} {'policy':>8} {'fixed 1':>8} "
+        f"\n{'fit':>6} {'load':>6} {'policy':>8} {'timing':>8} {'fixed 1':>8} "
         f"{'fixed ' + str(caller):>8}"
-        f"  policy/best fixed  busy/quiet (policy)"
+        f"  policy/best fixed  timing/best fixed  busy/quiet (policy)"
     )
     for name in contenders:
         for load in ("quiet", "busy"):
@@ -207,8 +228,10 @@ def main(cache, rounds):
                 results["busy"][name, "policy"] / results["quiet"][name, "policy"]
             )
             print(
-                f"{name:>6} {load:>6} {s[name, 'policy']:7.2f}s {s[name, 1]:7.2f}s "
+                f"{name:>6} {load:>6} {s[name, 'policy']:7.2f}s "
+                f"{s[name, 'timing']:7.2f}s {s[name, 1]:7.2f}s "
                 f"{s[name, caller]:7.2f}s  {ratio:17.2f}  "
+                f"{s[name, 'timing'] / fixed:17.2f}  "
                 + (f"{busy_quiet:.2f}" if load == "busy" else "")
             )
     for load in ("quiet", "busy"):
@@ -224,6 +247,6 @@ def main(cache, rounds):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/skfeat"))
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     main(args.cache, args.rounds)

@@ -10,7 +10,7 @@ from sklearn.datasets import make_classification
 
 from skfeat import SeAClassifier, SeAClassifierCV
 from skfeat._engine import SeAMultiHeadNet, SeANet, _threads
-from skfeat.utils import ThreadTuner, torch_threads
+from skfeat.utils import ThreadTuner, system_idle_cpus, torch_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -119,10 +119,83 @@ def test_thread_tuner_stops_a_probe_at_a_clear_loser():
     assert [n for n, _ in tuner.history].count(2) == 1
 
 
-def test_thread_tuner_never_splits_tiny_steps():
-    """Steps under min_parallel_step on one thread are never probed on more."""
-    tuner = run_tuner(ThreadTuner(2), lambda n, step: 0.001 if n == 1 else 0.0005, 50)
+def test_thread_tuner_probes_short_steps_for_min_probe_seconds():
+    """Steps of 2 ms: a probe runs 0.05 s of them, not 3, and decides by all.
+
+    Two threads start fast (the first 4 steps, the skipped one included)
+    and then run slower than one: 3 steps would pick them.
+    """
+    at_two = []
+
+    def seconds_at(n, step):
+        if n == 1:
+            return 0.002
+        at_two.append(step)
+        return 0.001 if len(at_two) <= 4 else 0.003
+
+    tuner = run_tuner(ThreadTuner(2, probe_steps=3), seconds_at, 80)
+    counts = [n for n, _ in tuner.history]
+    assert counts.count(2) >= 0.05 / 0.003 and tuner.n_threads == 1
+
+
+def test_thread_tuner_probes_more_threads_only_with_an_idle_cpu():
+    """Issue 19: on a busy machine no probe of more threads, however fast.
+
+    The idle CPUs are read once the steps since the last reading span
+    IDLE_WINDOW_SECONDS (0.1 s: 100 steps of 1 ms), and again after each
+    such window while the answer is no.
+    """
+    readings = []
+
+    def idle_cpus(value):
+        def read():
+            readings.append(len(tuner.history))
+            return value
+
+        return read
+
+    def seconds_at(n, step):
+        return 0.001 if n == 1 else 0.0005
+
+    tuner = ThreadTuner(2, idle_cpus=idle_cpus(0.2))
+    run_tuner(tuner, seconds_at, 3000)
     assert {n for n, _ in tuner.history} == {1}
+    assert readings == list(range(100, 3000, 100))
+    readings.clear()
+    tuner = ThreadTuner(2, idle_cpus=idle_cpus(1.0))
+    run_tuner(tuner, seconds_at, 3000)
+    assert readings[0] == 100 and tuner.n_threads == 2
+    unknown = run_tuner(ThreadTuner(2, idle_cpus=lambda: None), seconds_at, 200)
+    assert unknown.n_threads == 2  # no reading: the probe is timed
+
+
+def test_thread_tuner_adds_threads_when_a_busy_process_stops():
+    """Idle CPUs appear: the next recheck probes more threads and keeps them."""
+    state = {"idle": 0.0}
+    tuner = ThreadTuner(2, idle_cpus=lambda: state["idle"])
+    for step in range(1000):
+        if step == 500:
+            state["idle"] = 1.0
+        tuner.record_step(0.01 if tuner.n_threads == 1 else 0.006, apply=False)
+        if step == 499:
+            assert {n for n, _ in tuner.history} == {1}
+    assert tuner.n_threads == 2
+
+
+def test_system_idle_cpus_reads_the_kernel_counters(tmp_path, monkeypatch):
+    """The average number of idle CPUs between two readings of /proc/stat."""
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n")
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    reader = system_idle_cpus(str(stat))
+    assert reader() is None  # no time has passed
+    stat.write_text("cpu  400 0 150 1000 100 0 0 0 20 0\n")
+    # 250 idle + iowait ticks of 650: 4 CPUs x 250 / 650
+    assert reader() == pytest.approx(4 * 250 / 650)
+    assert system_idle_cpus(str(tmp_path / "missing")) is None
+    stat.write_text("intr 1 2 3\n")
+    assert system_idle_cpus(str(stat)) is None
 
 
 def test_thread_tuner_with_one_thread_never_switches():
@@ -138,9 +211,10 @@ def test_sea_fit_tunes_threads_and_restores(
     """CPU fits start on one thread, probe the caller's count, restore it after."""
     seen = []
     _record_threads(monkeypatch, ENGINES[Estimator], seen)
-    # These steps are tiny: let the tuner probe them all the same.
+    # Probe these tiny steps, whatever else the machine runs meanwhile.
+    monkeypatch.setattr(_threads, "system_idle_cpus", lambda: None)
     monkeypatch.setattr(
-        _threads, "ThreadTuner", functools.partial(ThreadTuner, min_parallel_step=0)
+        _threads, "ThreadTuner", functools.partial(ThreadTuner, min_probe_seconds=0)
     )
     Estimator(max_epochs=20, batch_size=16, random_state=0).fit(*data)
     assert seen[0] == 1 and set(seen) == {1, caller_threads}

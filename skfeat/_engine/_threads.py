@@ -7,14 +7,16 @@ import time
 import torch
 from skorch.callbacks import Callback
 
-from skfeat.utils import ThreadTuner
+from skfeat.utils import ThreadTuner, system_idle_cpus
 
 
 class AdaptiveThreads(Callback):
     """Time every training step and let a :class:`~skfeat.utils.ThreadTuner` choose.
 
     The caller's ``torch.get_num_threads()`` at the start of the fit is the
-    upper bound, and it is restored when the fit ends.
+    upper bound, and it is restored when the fit ends.  The tuner reads the
+    machine's idle CPUs (:func:`~skfeat.utils.system_idle_cpus`) before it
+    probes more threads.
 
     Parameters
     ----------
@@ -32,7 +34,10 @@ class AdaptiveThreads(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Start a fresh tuner at one thread."""
         self.caller_threads_ = torch.get_num_threads()
-        self.tuner_ = ThreadTuner(self.caller_threads_, **self.tuner_params)
+        self.tuner_ = ThreadTuner(
+            self.caller_threads_,
+            **{"idle_cpus": system_idle_cpus(), **self.tuner_params},
+        )
         torch.set_num_threads(self.tuner_.n_threads)
         self.started_ = None
 

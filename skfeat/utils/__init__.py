@@ -3,7 +3,7 @@
 """Utilities shared by skfeat estimators and their tests."""
 
 from skfeat.utils._paths import expand_path
-from skfeat.utils._threads import ThreadTuner
+from skfeat.utils._threads import ThreadTuner, system_idle_cpus
 from skfeat.utils._torch import (
     autocast_dtype,
     resolve_device,
@@ -18,6 +18,7 @@ __all__ = [
     "expand_path",
     "resolve_device",
     "seeded",
+    "system_idle_cpus",
     "torch_threads",
     "training_dtype",
 ]
