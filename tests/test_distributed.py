@@ -165,17 +165,44 @@ def test_local_negatives_or_batch_norm_change_the_fit(option, tmp_path):
     torch.testing.assert_close(ranks[1]["features"], ranks[0]["features"])
 
 
-@pytest.mark.slow
-def test_killed_process_stops_the_other_which_names_it_then_resume(tmp_path):
-    """Rank 1 dies mid-epoch: rank 0 fails within 60 s naming it; 1 process resumes."""
-    pytest.importorskip("accelerate")
-    checkpoint = tmp_path / "checkpoint"
+def _run_with_a_failing_rank(command, failure, timeout):
+    """Launch ranks 0 and 1 of ``command``; rank 1 gets ``failure`` arguments.
+
+    Returns rank 0's completed process, its seconds, and rank 1's process.
+    """
     env = _environment(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(_free_port()),
         WORLD_SIZE="2",
         LOCAL_WORLD_SIZE="2",
     )
+    failing = subprocess.Popen(
+        [*command, *failure],
+        env={**env, "RANK": "1", "LOCAL_RANK": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    start = time.monotonic()
+    try:
+        survivor = subprocess.run(
+            command,
+            env={**env, "RANK": "0", "LOCAL_RANK": "0"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
+        if failing.poll() is None:
+            failing.kill()  # a stalled rank is still there
+        failing.wait(timeout=60)
+    return survivor, time.monotonic() - start, failing
+
+
+@pytest.mark.slow
+def test_killed_process_stops_the_other_which_names_it_then_resume(tmp_path):
+    """Rank 1 dies mid-epoch: rank 0 fails within 60 s naming it; 1 process resumes."""
+    pytest.importorskip("accelerate")
+    checkpoint = tmp_path / "checkpoint"
     command = [
         sys.executable,
         str(WORKER),
@@ -188,26 +215,12 @@ def test_killed_process_stops_the_other_which_names_it_then_resume(tmp_path):
     ]
     # Rank 1 kills itself with SIGKILL at global batch 7: epoch 4 (2 batches
     # per epoch), after the checkpoint of epoch 3.
-    dying = subprocess.Popen(
-        [*command, "--die-at-batch", "7"],
-        env={**env, "RANK": "1", "LOCAL_RANK": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    survivor, seconds, dying = _run_with_a_failing_rank(
+        command, ["--die-at-batch", "7"], timeout=120
     )
-    start = time.monotonic()
-    try:
-        survivor = subprocess.run(
-            command,
-            env={**env, "RANK": "0", "LOCAL_RANK": "0"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        dying.wait(timeout=60)
     assert dying.returncode == -signal.SIGKILL
     assert survivor.returncode != 0
-    assert time.monotonic() - start < 60 + 30  # 60 s bound plus start-up
+    assert seconds < 60 + 30  # 60 s bound plus start-up
     assert "rank 1 stopped responding" in survivor.stderr
     assert "during epoch 4" in survivor.stderr
     # One process resumes the 2-process checkpoint to the uninterrupted weights.
@@ -224,33 +237,12 @@ def test_killed_process_stops_the_other_which_names_it_then_resume(tmp_path):
 def test_stalled_process_times_out_and_is_named(tmp_path):
     """Rank 1 stops (SIGSTOP) mid-epoch: rank 0 fails after the 60 s timeout."""
     pytest.importorskip("accelerate")
-    env = _environment(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(_free_port()),
-        WORLD_SIZE="2",
-        LOCAL_WORLD_SIZE="2",
-    )
     command = [sys.executable, str(WORKER), "simclr", str(tmp_path)]
-    stalled = subprocess.Popen(
-        [*command, "--stall-at-batch", "3"],
-        env={**env, "RANK": "1", "LOCAL_RANK": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    survivor, seconds, _ = _run_with_a_failing_rank(
+        command, ["--stall-at-batch", "3"], timeout=150
     )
-    start = time.monotonic()
-    try:
-        survivor = subprocess.run(
-            command,
-            env={**env, "RANK": "0", "LOCAL_RANK": "0"},
-            capture_output=True,
-            text=True,
-            timeout=150,
-        )
-    finally:
-        stalled.kill()
-        stalled.wait(timeout=30)
     assert survivor.returncode != 0
-    assert 60 <= time.monotonic() - start < 60 + 45
+    assert 60 <= seconds < 60 + 45
     assert "rank 1 stopped responding" in survivor.stderr
     assert "during epoch 2, batch 1" in survivor.stderr
 

@@ -12,7 +12,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from skfeat._engine import SSLNet, ssl_callbacks
 from skfeat._engine._ssl import BASES
-from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
+from skfeat.extraction._self_supervised import (
+    DISTRIBUTED_PARAMETER_DOCS,
+    _SelfSupervisedExtractor,
+)
 from skfeat.nn import SSLModel
 from skfeat.nn._feature_aug import OPERATORS, PARTNERS, STOP_GRADS
 from skfeat.nn._ssl import MOCO_QUEUE_SIZE, PREDICTOR_BASES
@@ -28,6 +31,7 @@ from skfeat.transforms import (
     RandomScale,
 )
 from skfeat.utils import autocast_dtype
+from skfeat.utils._docstring import fill_parameter_docs
 
 IMAGE_AUG_TYPES = ("crop", "flip", "color", "gray", "blur", "rot")
 VECTOR_AUG_TYPES = ("shift", "scale")
@@ -53,6 +57,7 @@ def vector_augmentations(n_features):
     return AugmentationPipeline([RandomCircularShift(n_features), RandomScale()])
 
 
+@fill_parameter_docs(DISTRIBUTED_PARAMETER_DOCS)
 class AugSelfExtractor(_SelfSupervisedExtractor):
     """Self-supervised fine-tuning with augmentation-aware heads (AugSelf).
 
@@ -142,28 +147,14 @@ default=None
         epochs, with a fresh optimiser and a new cosine schedule over those
         epochs, instead of starting from ``weights``: train, look, then
         train longer.  ``n_iter_`` and ``loss_curve_`` count all epochs.
-    accelerator : accelerate.Accelerator, default=None
-        Train on every process of an ``accelerate launch`` or ``torchrun``
-        launch, data-parallel (``pip install 'skfeat[distributed]'``).  Each
-        process trains on its shard of every global batch of ``batch_size``
-        rows (a multiple of the number of processes); the augmentation
-        parameters are drawn for the whole batch and the gradients averaged,
-        so with ``gather_negatives`` and ``sync_batchnorm`` the fit equals a
-        one-process fit on the global batch.  Rank 0 alone writes the
-        checkpoint and prints; every process ends with the same weights.  A
-        process that dies or stalls for 60 s stops the others with an error
-        naming its rank.  ``clone`` shares the accelerator; pickling drops
-        it.  None trains in this process on ``device``.
+    {accelerator}
     gather_negatives : bool, default=True
-        With several processes, score the contrastive losses (SimCLR's NT-Xent; the
-        MoCo queue takes every process's keys)
-        against every process's rows, gathered with their gradients, as in
-        one process; False keeps each process's own rows (less
-        communication, fewer negatives).
-    sync_batchnorm : bool, default=True
-        With several processes, normalise batches with the statistics of the
-        global batch (synchronised batch normalisation); False normalises
-        each process's shard.
+        With several processes, score the contrastive losses (SimCLR's
+        NT-Xent; the MoCo queue takes every process's keys) against every
+        process's rows, gathered with their gradients, as in one process;
+        False keeps each process's own rows (less communication, fewer
+        negatives).
+    {sync_batchnorm}
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"

@@ -19,7 +19,10 @@ from torch.utils.data import Dataset, Subset
 from skfeat._engine import EquivariantNet, ssl_callbacks
 from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
 from skfeat._engine._ssl import BASES
-from skfeat.extraction._self_supervised import _SelfSupervisedExtractor
+from skfeat.extraction._self_supervised import (
+    DISTRIBUTED_PARAMETER_DOCS,
+    _SelfSupervisedExtractor,
+)
 from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering, SSLModel
 from skfeat.nn._feature_aug import OPERATORS
 from skfeat.nn._ssl import MOCO_QUEUE_SIZE
@@ -33,6 +36,7 @@ from skfeat.transforms import (
 )
 from skfeat.transforms._steered import COLOR_PARAMS, D4_PARAMS, VECTOR_PARAMS
 from skfeat.utils import autocast_dtype
+from skfeat.utils._docstring import fill_parameter_docs
 from skfeat.utils._torch import draw_seed
 
 STEERINGS = {
@@ -49,6 +53,7 @@ N_HELD_OUT = 256  # most images held out of training to measure equivariance_err
 STEERING_WARN_RATIO = 0.95
 
 
+@fill_parameter_docs(DISTRIBUTED_PARAMETER_DOCS)
 class EquivariantExtractor(_SelfSupervisedExtractor):
     """Self-supervised embeddings that learned linear maps steer like augmentations.
 
@@ -147,29 +152,14 @@ default=None
         the fitted backbone, heads and steering map for ``max_epochs`` more
         epochs with a new cosine schedule, as for
         :class:`~skfeat.AugSelfExtractor`.
-    accelerator : accelerate.Accelerator, default=None
-        Train on every process of an ``accelerate launch`` or ``torchrun``
-        launch, data-parallel (``pip install 'skfeat[distributed]'``).  Each
-        process trains on its shard of every global batch of ``batch_size``
-        rows (a multiple of the number of processes); the augmentation
-        parameters are drawn for the whole batch and the gradients averaged,
-        so with ``gather_negatives`` and ``sync_batchnorm`` the fit equals a
-        one-process fit on the global batch.  Rank 0 alone writes the
-        checkpoint and prints; every process ends with the same weights.  A
-        process that dies or stalls for 60 s stops the others with an error
-        naming its rank.  ``clone`` shares the accelerator; pickling drops
-        it.  None trains in this process on ``device``.
+    {accelerator}
     gather_negatives : bool, default=True
         With several processes, score the contrastive losses (the SimCLR base
         and the ``"nce"`` equivariance loss; the MoCo queue takes every
-        process's keys)
-        against every process's rows, gathered with their gradients, as in
-        one process; False keeps each process's own rows (less
-        communication, fewer negatives).
-    sync_batchnorm : bool, default=True
-        With several processes, normalise batches with the statistics of the
-        global batch (synchronised batch normalisation); False normalises
-        each process's shard.
+        process's keys) against every process's rows, gathered with their
+        gradients, as in one process; False keeps each process's own rows
+        (less communication, fewer negatives).
+    {sync_batchnorm}
     device : str or torch.device, default="auto"
         Training and extraction device; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"

@@ -27,6 +27,27 @@ from skfeat.models._registry import has_pretrained_weights
 from skfeat.utils import resolve_device, seeded
 from skfeat.utils._torch import draw_seed
 
+# Parameter documentation of both trainable extractors, substituted into their
+# docstrings by ``fill_parameter_docs`` so the two cannot drift.
+DISTRIBUTED_PARAMETER_DOCS = {
+    "accelerator": """accelerator : accelerate.Accelerator, default=None
+    Train on every process of an ``accelerate launch`` or ``torchrun``
+    launch, data-parallel (``pip install 'skfeat[distributed]'``).  Each
+    process trains on its shard of every global batch of ``batch_size``
+    rows (a multiple of the number of processes); the augmentation
+    parameters are drawn for the whole batch and the gradients averaged,
+    so with ``gather_negatives`` and ``sync_batchnorm`` the fit equals a
+    one-process fit on the global batch.  Rank 0 alone writes the
+    checkpoint and prints; every process ends with the same weights.  A
+    process that dies or stalls for 60 s stops the others with an error
+    naming its rank.  ``clone`` shares the accelerator; pickling drops
+    it.  None trains in this process on ``device``.""",
+    "sync_batchnorm": """sync_batchnorm : bool, default=True
+    With several processes, normalise batches with the statistics of the
+    global batch (synchronised batch normalisation); False normalises
+    each process's shard.""",
+}
+
 
 class _SelfSupervisedExtractor(_BaseTrainableExtractor):
     """Base of the extractors that fine-tune a backbone with the SSL engine.
