@@ -267,6 +267,23 @@ def test_accelerator_of_the_wrong_type():
         extractor.fit(toy_data("simclr"))
 
 
+def test_accelerator_that_does_not_join_the_launched_processes(monkeypatch):
+    """Under torchrun on CPU, Accelerator() without cpu=True runs 1 process."""
+    accelerate = pytest.importorskip("accelerate")
+    accelerator = accelerate.Accelerator(cpu=True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    extractor = vector_extractor(accelerator=accelerator)
+    with pytest.raises(ValueError, match=r"one of 2 .* runs 1; .*cpu=True"):
+        extractor.fit(toy_data("simclr"))
+
+
+def test_launched_processes_without_an_accelerator_warn(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.warns(UserWarning, match="every process fits its own copy") as caught:
+        vector_extractor().fit(toy_data("simclr"))
+    assert caught[0].filename == __file__
+
+
 @pytest.fixture
 def two_process_accelerator(monkeypatch):
     """A single-process Accelerator that says there are 2 processes."""

@@ -14,8 +14,10 @@ others with an error instead of a hang.
 """
 
 import datetime
+import os
 import time
 import uuid
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -39,7 +41,18 @@ def check_accelerator(accelerator):
     accelerator : accelerate.Accelerator or None
         The same object.
     """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator is None:
+        if launched > 1:
+            warnings.warn(
+                f"This process is one of {launched} started by a launcher "
+                "(WORLD_SIZE), but accelerator=None: every process fits its own "
+                "copy of the extractor on all the data.  Pass accelerator="
+                "Accelerator() (Accelerator(cpu=True) on CPU) to train one model "
+                "on all processes.",
+                UserWarning,
+                stacklevel=5,  # past _check_processes, fit and its sklearn wrapper
+            )
         return None
     try:
         from accelerate import Accelerator
@@ -54,6 +67,13 @@ def check_accelerator(accelerator):
             "accelerator must be an accelerate.Accelerator (e.g. Accelerator(), "
             f"or Accelerator(cpu=True) under torchrun) or None; got "
             f"{type(accelerator).__name__}."
+        )
+    if launched > 1 and accelerator.num_processes != launched:
+        raise ValueError(
+            f"This process is one of {launched} started by a launcher "
+            f"(WORLD_SIZE), but the accelerator runs {accelerator.num_processes}; "
+            "each process would fit its own model.  On CPU create it with "
+            "Accelerator(cpu=True), which joins the launched processes."
         )
     if accelerator.mixed_precision != "no":
         raise ValueError(
