@@ -84,6 +84,11 @@ def _progress(args):
     return (lambda line: None) if args.quiet else functools.partial(print, flush=True)
 
 
+def _bars(args):
+    """Progress bars (verbose=1) only on a terminal: in a log they are long lines."""
+    return int(not args.quiet and sys.stderr.isatty())
+
+
 def _check_parent_exists(path, option):
     """Fail before any work when an output file cannot be written."""
     parent = os.path.dirname(os.path.abspath(path))
@@ -133,7 +138,7 @@ def demo(args):
         "efficientnet_lite0",
         memory=args.cache_dir,
         batch_size=64,
-        verbose=int(not args.quiet),
+        verbose=_bars(args),
     )
     features = extractor.transform(images)
     print(
@@ -153,7 +158,7 @@ def demo(args):
         seeds=tuple(range(args.seeds)),
         max_epochs=args.max_epochs,
         log=_progress(args),
-        verbose=0 if args.quiet else 1,
+        verbose=_bars(args),
     )
     _print_results(records)
     if plot is not None:
@@ -237,7 +242,7 @@ def extract(args):
         image_size=args.image_size,
         memory=args.memory,
         num_workers=args.num_workers,
-        verbose=int(not args.quiet),
+        verbose=_bars(args),
         on_error="skip" if args.skip_errors else "raise",
     )
     try:
@@ -277,6 +282,10 @@ def extract(args):
 def _load_features(path):
     """Read the features and labels of a file written by ``skfeat extract``."""
     not_ours = f"{path} is not an .npz file written by 'skfeat extract'"
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: give the .npz file written by 'skfeat extract'."
+        )
     try:
         data = np.load(path)  # allow_pickle=False: object arrays are refused
     except ValueError as exc:
@@ -314,7 +323,7 @@ def probe(args):
         cv=args.cv,
         max_epochs=args.max_epochs,
         log=_progress(args),
-        verbose=0 if args.quiet else 1,
+        verbose=_bars(args),
     )
     _print_results(records)
     return 0
@@ -325,7 +334,10 @@ def _add_common_options(parser):
         "-q",
         "--quiet",
         action="store_true",
-        help="print no progress lines or progress bars, only results",
+        help=(
+            "print no progress lines or progress bars (bars are drawn only on a "
+            "terminal), only results"
+        ),
     )
     parser.add_argument(
         "--debug",

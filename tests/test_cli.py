@@ -210,6 +210,24 @@ def test_cli_probe_class_with_one_image(tmp_path, capsys):
     assert "class 2 has a single image" in _error_line(capsys)
 
 
+def test_cli_probe_missing_file_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "nofile.npz"
+    assert main(["probe", str(missing)]) == 1
+    line = _error_line(capsys)
+    assert f"{missing} does not exist: give the .npz file written by" in line
+    assert "Errno" not in line
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_cli_progress_bars_only_on_a_terminal(features, capsys, monkeypatch, terminal):
+    """In a log file the fits' bars would be one long line each; lines stay."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert main(["probe", str(features), "--shots", "3", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert ("epoch/s" in captured.err or "s/epoch" in captured.err) == terminal
+    assert "fitting on" in captured.out
+
+
 def test_cli_probe_needs_labels(image_folder, tmp_path, capsys):
     """Features extracted from a flat folder have no labels to probe."""
     out = tmp_path / "flat.npz"
