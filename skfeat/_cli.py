@@ -226,6 +226,7 @@ def _save_npz(path, arrays):
 def extract(args):
     """Featurise a folder of images into an .npz file."""
     from skfeat import DeepFeatureExtractor
+    from skfeat.extraction._deep import SKIP_HINT
 
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     _check_parent_exists(out, "--out")
@@ -254,7 +255,7 @@ def extract(args):
             raise
         # The library names its argument ("X: cannot read ..."); the CLI user
         # gave a folder, so the file name alone says which image.
-        message = _one_line(exc).removeprefix("X: ")
+        message = _one_line(exc).removeprefix("X: ").removesuffix(f" {SKIP_HINT}")
         raise ValueError(
             f"{message} Rerun with --skip-errors to leave unreadable images out."
         ) from exc

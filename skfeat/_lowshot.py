@@ -17,6 +17,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_sp
 from threadpoolctl import threadpool_limits
 
 from skfeat.probing import SeAClassifier, SeAClassifierCV
+from skfeat.utils._warnings import warn_caller
 
 ETAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
 LR_GRID = np.logspace(-3, 4, 8)
@@ -77,10 +78,8 @@ def _fitting_shots(y, pool, shots, test_size):
             f"shots {', '.join(map(str, too_large))} do not fit: {where}; {fit_hint}."
         )
     if too_large:
-        warnings.warn(
-            f"skipping shots {', '.join(map(str, too_large))}: {where}; {fit_hint}.",
-            UserWarning,
-            stacklevel=3,
+        warn_caller(
+            f"skipping shots {', '.join(map(str, too_large))}: {where}; {fit_hint}."
         )
     return fitting
 

@@ -464,10 +464,11 @@ def _folder_with_broken_file(tmp_path):
 
 
 def test_deep_extractor_on_error_raise_names_the_file(tmp_path):
-    """The default on_error="raise" stops at an unreadable file, named."""
+    """The default on_error="raise" stops at an unreadable file, named, and
+    says how to go on without it."""
     paths = _folder_with_broken_file(tmp_path)
     extractor = DeepFeatureExtractor("tiny_cnn", weights=None)
-    with pytest.raises(ValueError, match="broken.jpg"):
+    with pytest.raises(ValueError, match=r"broken\.jpg.*on_error=\"skip\""):
         extractor.transform(paths)
 
 
@@ -475,8 +476,11 @@ def test_deep_extractor_on_error_skip_gives_nan_rows(tmp_path):
     """on_error="skip": NaN rows, recorded indices, one warning (issue 20, point 6)."""
     paths = _folder_with_broken_file(tmp_path)
     extractor = DeepFeatureExtractor("tiny_cnn", weights=None, on_error="skip")
-    with pytest.warns(UserWarning, match=r"2 of 5 images cannot be read.*broken\.jpg"):
+    with pytest.warns(
+        UserWarning, match=r"2 of 5 images cannot be read.*broken\.jpg"
+    ) as caught:
         features = extractor.transform(paths)
+    assert caught[0].filename == __file__  # the caller's line, not sklearn's wrapper
     assert features.shape == (5, 16) and features.dtype == np.float32
     assert_array_equal(extractor.skipped_indices_, [1, 3])
     assert np.isnan(features[[1, 3]]).all() and np.isfinite(features[[0, 2, 4]]).all()
@@ -490,8 +494,9 @@ def test_deep_extractor_on_error_skip_gives_nan_rows(tmp_path):
     from sklearn.pipeline import make_pipeline
 
     pipe = make_pipeline(extractor, SimpleImputer(), LogisticRegression())
-    with pytest.warns(UserWarning, match="cannot be read"):
+    with pytest.warns(UserWarning, match="cannot be read") as caught:
         assert pipe.fit(paths, [0, 1, 0, 1, 0]).predict(paths).shape == (5,)
+    assert {w.filename for w in caught} == {__file__}  # also through fit_transform
 
 
 def test_deep_extractor_on_error_skip_caches_no_nan_rows(tmp_path):

@@ -17,12 +17,13 @@ import datetime
 import os
 import time
 import uuid
-import warnings
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from skfeat.utils._warnings import warn_caller
 
 COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
 _ROLL_CALL_S = 5.0  # how long survivors wait for each other after a failure
@@ -44,14 +45,12 @@ def check_accelerator(accelerator):
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator is None:
         if launched > 1:
-            warnings.warn(
+            warn_caller(
                 f"This process is one of {launched} started by a launcher "
                 "(WORLD_SIZE), but accelerator=None: every process fits its own "
                 "copy of the extractor on all the data.  Pass accelerator="
                 "Accelerator() (Accelerator(cpu=True) on CPU) to train one model "
-                "on all processes.",
-                UserWarning,
-                stacklevel=5,  # past _check_processes, fit and its sklearn wrapper
+                "on all processes."
             )
         return None
     try:

@@ -3,7 +3,6 @@
 """DeepFeatureExtractor: features of a frozen pretrained network as a transformer."""
 
 import os
-import warnings
 
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
@@ -11,9 +10,16 @@ from torchvision.models import WeightsEnum
 
 from skfeat.extraction._base import _BaseImageExtractor, model_identity
 from skfeat.extraction._cache import cached_backbone
-from skfeat.extraction._inputs import SkipUnreadable, VectorRows
+from skfeat.extraction._inputs import (
+    SkipUnreadable,
+    UnreadableImageError,
+    VectorRows,
+)
 from skfeat.models._backbone import POOLINGS
 from skfeat.utils._torch import resolve_device
+from skfeat.utils._warnings import warn_caller
+
+SKIP_HINT = 'Pass on_error="skip" to give unreadable images NaN feature rows instead.'
 
 
 class DeepFeatureExtractor(_BaseImageExtractor):
@@ -224,7 +230,10 @@ class DeepFeatureExtractor(_BaseImageExtractor):
         """
         self._validate_params()
         backbone, dataset = self._prepare(X, reset=False)
-        features = self._features_of(backbone, dataset)
+        try:
+            features = self._features_of(backbone, dataset)
+        except UnreadableImageError as exc:
+            raise UnreadableImageError(f"{exc} {SKIP_HINT}") from exc
         if self.on_error == "skip":
             self.skipped_indices_ = np.flatnonzero(np.isnan(features).all(axis=1))
             if len(self.skipped_indices_):
@@ -250,11 +259,9 @@ class DeepFeatureExtractor(_BaseImageExtractor):
 
         listed = "; ".join(name(i) for i in skipped[:shown])
         more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
-        warnings.warn(
+        warn_caller(
             f"{len(skipped)} of {len(dataset)} images cannot be read; their feature "
             f"rows are NaN (row indices in skipped_indices_): {listed}{more}.",
-            UserWarning,
-            stacklevel=3,
         )
 
     def featurize_batch(self, X):

@@ -4,7 +4,6 @@
 
 import copy
 import os
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -38,6 +37,7 @@ from skfeat.transforms._steered import COLOR_PARAMS, D4_PARAMS, VECTOR_PARAMS
 from skfeat.utils import autocast_dtype
 from skfeat.utils._docstring import fill_parameter_docs
 from skfeat.utils._torch import draw_seed
+from skfeat.utils._warnings import warn_caller
 
 STEERINGS = {
     "expm": ExpmSteering,
@@ -633,7 +633,7 @@ default=None
         error = self.equivariance_error_
         ratio = error["ratio"][-1]
         if not ratio <= STEERING_WARN_RATIO:
-            warnings.warn(
+            warn_caller(
                 "The steering maps explain little of how the augmentations "
                 f"move the embeddings: on the {error['n_samples']} samples of "
                 f"equivariance_error_ the steered error is {ratio:.2f} times "
@@ -642,7 +642,6 @@ default=None
                 "embedding. Train longer (max_epochs) or on more images; see "
                 "the User Guide on what steering reaches on real photos.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
 
     def _steered_augmentation(self, n_features=None):

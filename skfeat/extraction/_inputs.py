@@ -111,6 +111,10 @@ def _image_array_to_hwc(image, what):
     return image if channel_axis(image.shape, what) == -1 else image.transpose(1, 2, 0)
 
 
+class UnreadableImageError(ValueError):
+    """An image file exists but cannot be decoded."""
+
+
 def _open_image_file(path):
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -121,7 +125,9 @@ def _open_image_file(path):
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"X: image file {path!r} does not exist.") from exc
     except (PIL.UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"X: cannot read {path!r} as an image ({exc}).") from exc
+        raise UnreadableImageError(
+            f"X: cannot read {path!r} as an image ({exc})."
+        ) from exc
 
 
 def decode_image(item, what="X"):

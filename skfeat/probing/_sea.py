@@ -2,7 +2,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """SeAClassifier: a linear probe trained with semantic adversarial augmentation."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -33,6 +32,7 @@ from skfeat.utils import (
 )
 from skfeat.utils._docstring import fill_parameter_docs
 from skfeat.utils._torch import TRAINING_PRECISIONS, draw_seed
+from skfeat.utils._warnings import warn_caller
 
 COLLAPSE_MARGIN = 0.10
 COLLAPSE_CHECK_ROWS = 500  # accuracy to about +-2.2 points, against a 10-point margin
@@ -501,14 +501,13 @@ class SeAClassifier(BaseSeA):
             return
         achieved, reference = self._clean_training_accuracy(X, y, sample_weight)
         if achieved < reference - COLLAPSE_MARGIN:
-            warnings.warn(
+            warn_caller(
                 f"SeAClassifier(eta={self.eta}) reaches {achieved:.1%} training "
                 f"accuracy, far below the {reference:.1%} of a linear model fitted "
                 "to the same features without augmentation: the augmentation is "
                 "too strong for these features. Use a smaller eta, or choose it by "
                 "cross-validation with SeAClassifierCV.",
                 ConvergenceWarning,
-                stacklevel=4,  # the caller of fit, past the _fit_context wrapper
             )
 
     def _clean_training_accuracy(self, X, y, sample_weight):
