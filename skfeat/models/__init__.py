@@ -5,13 +5,19 @@
 from skfeat.models import _builtin  # noqa: F401  (registers the built-in backbones)
 from skfeat.models._backbone import Backbone, pool_features
 from skfeat.models._preprocessing import ImagePreprocessing
-from skfeat.models._registry import get_backbone, list_backbones, register_backbone
+from skfeat.models._registry import (
+    get_backbone,
+    list_backbones,
+    list_layers,
+    register_backbone,
+)
 
 __all__ = [
     "Backbone",
     "ImagePreprocessing",
     "get_backbone",
     "list_backbones",
+    "list_layers",
     "pool_features",
     "register_backbone",
 ]

@@ -35,6 +35,10 @@ from skfeat.utils import expand_path, seeded
 
 RANDOM_INIT_SEED = 0
 INPUT_KINDS = ("image", "vector")
+# How the error messages point to the lists; the command line rewrites them.
+LIST_BACKBONES = "skfeat.models.list_backbones()"
+LIST_LAYERS = "skfeat.models.list_layers(model)"
+PASS_A_CALLABLE = ", or pass a callable returning an nn.Module"
 _DEFAULT_IMAGE_PREPROCESSING = ImagePreprocessing(resize_size=256, crop_size=224)
 
 
@@ -218,6 +222,64 @@ def get_backbone(
     >>> net(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2, 16])
     """
+    network, kind, preprocessing, weights_id, cut_head = _build_network(
+        model, weights, in_features
+    )
+    return _finish(
+        network,
+        kind,
+        preprocessing,
+        weights_id,
+        layer=layer,
+        pooling=pooling,
+        cut_head=cut_head,
+    )
+
+
+def list_layers(model="resnet50", include=None, *, in_features=None):
+    """List the names that ``layer=`` accepts for a backbone.
+
+    The network is built with random weights (nothing is downloaded).  For a
+    network that torchvision's feature extraction can trace these are its
+    graph nodes (``get_graph_node_names``, evaluation mode); otherwise its
+    submodule names (``named_modules()``).
+
+    Parameters
+    ----------
+    model : str or callable, default="resnet50"
+        As for :func:`get_backbone`.
+    include : str or sequence of str, default=None
+        Shell-style patterns (as in Python's ``fnmatch``); only names matching
+        one of them are listed.
+    in_features : int, default=None
+        Input width, passed to vector backbones.
+
+    Returns
+    -------
+    names : list of str
+        Layer names, from the input to the output of the network.
+
+    Examples
+    --------
+    >>> from skfeat.models import list_layers
+    >>> list_layers("resnet18", include="layer4.1.*")
+    ['layer4.1.conv1', 'layer4.1.bn1', 'layer4.1.relu', 'layer4.1.conv2', \
+'layer4.1.bn2', 'layer4.1.add', 'layer4.1.relu_1']
+    """
+    network = _build_network(model, None, in_features)[0]
+    names = _layer_names(network)
+    if include is None:
+        return names
+    patterns = [include] if isinstance(include, str) else list(include)
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def _build_network(model, weights, in_features):
+    """Build the raw network and say how to finish it.
+
+    Returns the network, its input kind, preprocessing, weights id and
+    whether its last linear layer is cut.
+    """
     if isinstance(model, str) and model in _REGISTRY:
         spec = _REGISTRY[model]
         kwargs = {"in_features": in_features} if spec.input_kind == "vector" else {}
@@ -243,15 +305,7 @@ def get_backbone(
                 f"model={model!r} returned {type(network).__name__}, not an nn.Module."
             )
         kind, preprocessing, cut_head = None, _DEFAULT_IMAGE_PREPROCESSING, True
-    return _finish(
-        network,
-        kind,
-        preprocessing,
-        weights_id,
-        layer=layer,
-        pooling=pooling,
-        cut_head=cut_head,
-    )
+    return network, kind, preprocessing, weights_id, cut_head
 
 
 def has_pretrained_weights(model):
@@ -282,8 +336,7 @@ def backbone_input_kind(model):
         hint = f" Close matches: {matches}." if matches else ""
         raise ValueError(
             f"model={model!r} is not a known backbone.{hint} See "
-            "skfeat.models.list_backbones() for all names, or pass a callable "
-            "returning an nn.Module."
+            f"{LIST_BACKBONES} for all names{PASS_A_CALLABLE}."
         )
     if not callable(model):
         raise TypeError(
@@ -369,16 +422,30 @@ def _replace_last_linear(network):
     setattr(parent, child, nn.Identity())
 
 
-def _extract_node(network, layer):
+def _traced_node_names(network):
+    """Graph node names in evaluation mode, or None when FX cannot trace."""
     try:
-        _, eval_nodes = get_graph_node_names(network.eval())
+        return get_graph_node_names(network.eval())[1]
     except Exception:  # FX tracing failures come in many types
+        return None
+
+
+def _layer_names(network):
+    nodes = _traced_node_names(network)
+    if nodes is not None:
+        return nodes
+    return [name for name, _ in network.named_modules() if name]
+
+
+def _extract_node(network, layer):
+    nodes = _traced_node_names(network)
+    if nodes is None:
         return _module_output(network, layer)
-    if not any(node == layer or node.startswith(layer + ".") for node in eval_nodes):
-        matches = difflib.get_close_matches(layer, eval_nodes, n=5, cutoff=0.4)
+    if not any(node == layer or node.startswith(layer + ".") for node in nodes):
+        matches = difflib.get_close_matches(layer, nodes, n=5, cutoff=0.4)
         raise ValueError(
             f"layer={layer!r} is not a node of this model. Close matches: {matches}. "
-            "All names: torchvision.models.feature_extraction.get_graph_node_names."
+            f"All names: {LIST_LAYERS}."
         )
     return create_feature_extractor(network, return_nodes={layer: "features"})
 
@@ -391,8 +458,7 @@ def _module_output(network, layer):
         raise ValueError(
             f"layer={layer!r} is not a submodule of this model (which torchvision's "
             f"feature extraction cannot trace, so layers are module names). Close "
-            f"matches: {matches}. All names: [name for name, _ in "
-            "model.named_modules()]."
+            f"matches: {matches}. All names: {LIST_LAYERS}."
         )
     return ModuleOutput(network, layer)
 
