@@ -9,10 +9,14 @@ import warnings
 import joblib
 import sklearn
 
-import skfeat
-
+_SKFEAT_DIR = os.path.dirname(os.path.dirname(__file__))
 _LIBRARY_DIRS = tuple(
-    os.path.dirname(package.__file__) + os.sep for package in (skfeat, sklearn, joblib)
+    directory + os.sep
+    for directory in (
+        _SKFEAT_DIR,
+        os.path.dirname(sklearn.__file__),
+        os.path.dirname(joblib.__file__),
+    )
 )
 
 
