@@ -6,10 +6,12 @@ extractor; crops of four *other* photos measure it.  Three measurements:
 * **Equivariance ratio** per steered colour parameter and for all together:
   the mean relative error ``||p - f(T_g x)|| / ||f(T_g x)||`` of the steered
   prediction ``p = M(g) f(x)`` over that of the unsteered ``p = f(x)``, with g
-  drawn from the training range; 1.0 means the maps do nothing.  For the
-  EfficientNet-Lite0 start (offline ImageNet weights) and a from-scratch
-  start, at several budgets (epochs), with the fit's seconds.
-* **OOD AUROC** (largest budget, Lite0 start): new crops of the training
+  drawn from the training range; 1.0 means the maps do nothing.  For
+  ``steering="color"`` (colour-bilinear embeddings of the frozen
+  EfficientNet-Lite0 with its offline ImageNet weights; one row per seed) and
+  for ``steering="expm"`` from the Lite0 start and from scratch at several
+  budgets (epochs), with the fit's seconds.
+* **OOD AUROC** (the first ``"color"`` extractor): new crops of the training
   photos (in distribution) against the same crops with an ImageNet-C-style
   corruption (Gaussian noise, blur, low contrast, colour shift), scored by
   ``ood_score`` with its default steered parameters, by ``ood_score`` with
@@ -20,9 +22,9 @@ extractor; crops of four *other* photos measure it.  Three measurements:
   steered-TTA (``SteeredTTAClassifier``) and input-space-TTA predictions
   (K colour augmentations) on the other half.
 
-Usage: python benchmarks/bench_equivariance_real.py [--epochs 1 2 4]
-       [--scratch-epochs 2 4] [--n 288] [--size 64] [--k 8] [--seed 0]
-       [--lr 0.03] [--device cpu]
+Usage: python benchmarks/bench_equivariance_real.py [--color-seeds 0 1 2]
+       [--epochs 1 2 4] [--scratch-epochs 2 4] [--n 288] [--size 64] [--k 8]
+       [--seed 0] [--lr 0.03] [--device cpu]
 """
 
 import argparse
@@ -65,16 +67,17 @@ def equivariance_ratios(extractor, images, seed):
     return ratios
 
 
-def fit(weights, epochs, images, args):
+def fit(steering, weights, epochs, seed, images, args):
     extractor = EquivariantExtractor(
         "efficientnet_lite0",
         weights=weights,
+        steering=steering,
         image_size=args.size,
         max_epochs=epochs,
         lr=args.lr,
         batch_size=64,
         device=args.device,
-        random_state=args.seed,
+        random_state=seed,
     )
     start = time.perf_counter()
     extractor.fit(images)
@@ -159,7 +162,8 @@ def tta_table(extractor, images, sources, k, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--color-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--scratch-epochs", type=int, nargs="*", default=[2, 4])
     parser.add_argument("--n", type=int, default=288)
     parser.add_argument("--size", type=int, default=64)
@@ -179,19 +183,22 @@ def main():
     header = " ".join(f"{n:>10}" for n in [*COLOR_PARAMS, "all"])
     print(
         f"\nsteered / unsteered error (1.0: the maps do nothing)\n"
-        f"{'start':>8} {'epochs':>6} {'fit s':>6} {header}"
+        f"{'steering':>8} {'start':>8} {'epochs':>6} {'seed':>4} {'fit s':>6} {header}"
     )
-    runs = [("DEFAULT", e) for e in args.epochs]
-    runs += [(None, e) for e in args.scratch_epochs]
+    runs = [("color", "DEFAULT", 0, seed) for seed in args.color_seeds]
+    runs += [("expm", "DEFAULT", e, args.seed) for e in args.epochs]
+    runs += [("expm", None, e, args.seed) for e in args.scratch_epochs]
     extractor = None
-    for weights, epochs in runs:
-        fitted, seconds = fit(weights, epochs, train, args)
+    for steering, weights, epochs, seed in runs:
+        fitted, seconds = fit(steering, weights, max(epochs, 1), seed, train, args)
         ratios = equivariance_ratios(fitted, held, args.seed)
         start = "Lite0" if weights else "scratch"
         cells = " ".join(f"{r:10.3f}" for r in ratios)
-        print(f"{start:>8} {epochs:6d} {seconds:6.0f} {cells}", flush=True)
-        if weights and epochs == max(args.epochs):
-            extractor = fitted
+        print(
+            f"{steering:>8} {start:>8} {epochs:6d} {seed:4d} {seconds:6.0f} {cells}",
+            flush=True,
+        )
+        extractor = extractor or fitted
     fresh, _ = photo_crops(TRAIN_PHOTOS, 160, args.size, seed=args.seed + 200)
     ood_table(extractor, train, fresh)
     tta_table(extractor, held, held_sources, args.k, args.seed)

@@ -2,6 +2,9 @@
 
 Four measurements, each in one run:
 
+All extractors here use the trained maps (``steering="expm"``); the colour
+steering is measured in ``bench_equivariance_real.py``.
+
 * **TTA speed and agreement**: an ``EquivariantExtractor`` on ``--model``
   (resnet18, ``weights=None``) at ``--size`` px on the CPU, trained for one
   epoch on the images, then K = ``--k`` colour augmentations of the same
@@ -86,6 +89,7 @@ def tta_benchmark(args):
     extractor = EquivariantExtractor(
         args.model,
         weights=None,
+        steering="expm",
         max_epochs=1,
         batch_size=args.n,
         image_size=args.size,
@@ -181,6 +185,7 @@ def digits_benchmark():
     extractor = EquivariantExtractor(
         "efficientnet_lite0",
         weights="DEFAULT",
+        steering="expm",
         steered=("brightness", "contrast"),
         image_size=32,
         max_epochs=1,
@@ -255,6 +260,7 @@ def fit_benchmark(args):
     extractor = EquivariantExtractor(
         args.model,
         weights=None,
+        steering="expm",
         max_epochs=1,
         batch_size=32,
         image_size=args.fit_size,

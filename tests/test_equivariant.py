@@ -303,7 +303,11 @@ def test_steering_maps_learn_in_a_short_image_fit(rgb_images):
     moved = {}
     for weight in (1.0, 0.0):
         extractor = EquivariantExtractor(
-            "tiny_cnn", equivariance_weight=weight, validation_fraction=0.0, **params
+            "tiny_cnn",
+            steering="expm",
+            equivariance_weight=weight,
+            validation_fraction=0.0,
+            **params,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -316,9 +320,14 @@ def test_steering_maps_learn_in_a_short_image_fit(rgb_images):
 
 
 def test_equivariant_image_backbone_fits(rgb_images):
-    """The default colour steering trains on images; supervised base uses y."""
+    """The learned colour steering trains on images; supervised base uses y."""
     extractor = EquivariantExtractor(
-        "tiny_cnn", max_epochs=1, batch_size=4, device="cpu", random_state=0
+        "tiny_cnn",
+        steering="expm",
+        max_epochs=1,
+        batch_size=4,
+        device="cpu",
+        random_state=0,
     )
     Z = extractor.fit(rgb_images).transform(rgb_images)
     assert Z.shape == (6, 16) and Z.dtype == np.float32

@@ -16,13 +16,23 @@ from skorch.callbacks import PassthroughScoring
 from torch.utils.data import Dataset, Subset
 
 from skfeat._engine import EquivariantNet, ssl_callbacks
+from skfeat._engine._color import fit_color_steering
 from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
 from skfeat._engine._ssl import BASES
 from skfeat.extraction._self_supervised import (
     DISTRIBUTED_PARAMETER_DOCS,
     _SelfSupervisedExtractor,
 )
-from skfeat.nn import DiscreteSteering, ExpmSteering, HyperSteering, SSLModel
+from skfeat.models._feature_map import feature_map, feature_map_layer
+from skfeat.nn import (
+    ColorSteering,
+    DiscreteSteering,
+    ExpmSteering,
+    HyperSteering,
+    SSLModel,
+    color_bilinear_pool,
+    lightness_image,
+)
 from skfeat.nn._feature_aug import OPERATORS
 from skfeat.nn._ssl import MOCO_QUEUE_SIZE
 from skfeat.nn._steering import D4_ELEMENTS, orbit_permutation
@@ -44,34 +54,44 @@ STEERINGS = {
     "hyper": HyperSteering,
     "discrete": DiscreteSteering,
     "orbit": None,
+    "color": ColorSteering,
 }
+UNTRAINED = ("orbit", "color")  # steerings that keep the starting backbone
 ORBIT_MODES = ("invariant", "concat")
 N_REFERENCE = 1024  # training embeddings kept for ood_score
 N_OOD_PARAMS = 32  # default steered embeddings per image in ood_score
 N_HELD_OUT = 256  # most images held out of training to measure equivariance_error_
+N_COLOR_IMAGES = 1024  # most training images the colour maps are fitted on
 # equivariance_error_ ratio above which fit warns that steering does not work
 STEERING_WARN_RATIO = 0.95
 
 
 @fill_parameter_docs(DISTRIBUTED_PARAMETER_DOCS)
 class EquivariantExtractor(_SelfSupervisedExtractor):
-    """Self-supervised embeddings that learned linear maps steer like augmentations.
+    """Embeddings that learned linear maps steer like augmentations.
 
-    ``fit`` trains a backbone ``f`` and a steering map ``M(g)`` so that the
-    embedding of an augmented input is predicted from the original one,
+    ``fit`` learns a steering map ``M(g)`` so that the embedding of an
+    augmented input is predicted from the original one,
     ``f(T_g x) ~ M(g) f(x)``, for the augmentation parameters g named by
-    ``steered`` (colour jitter by default), with ``M(0) = I`` exactly.  The
-    loss is the base objective on two views made with the augmentations that
-    are *not* steered, plus ``equivariance_weight`` times the equivariance
-    loss.  Augmentations then cost a matrix product in embedding space:
+    ``steered`` (colour jitter by default), with ``M(0) = I`` exactly.  On
+    images with colour parameters the default (``steering="color"``) keeps
+    the pretrained backbone frozen and makes its embedding steerable by
+    construction: the features of the image's lightness times the colour of
+    the pixels under them, which colour jitter moves by a 3 x 3 map that
+    ``fit`` learns in seconds.  The other steerings train the backbone and
+    the map together, as the paper does: the base objective on two views
+    made with the augmentations that are *not* steered, plus
+    ``equivariance_weight`` times the equivariance loss (on real photos
+    their maps stay near the identity at the budgets measured; see the User
+    Guide).  Augmentations then cost a matrix product in embedding space:
     :meth:`transform_augmented` returns K steered embeddings of each image
     from one encoder pass, which makes test-time augmentation
     (:class:`~skfeat.SteeredTTAClassifier`) and OOD scores (:meth:`ood_score`)
     cheap.
 
     The idea and its claims come from the abstract of arXiv 2302.11349
-    (no public code); the parameterisation of ``M``, the losses and the
-    defaults are skfeat's reconstruction.  Read more in the
+    (no public code); the parameterisation of ``M``, the losses, the
+    colour-bilinear embedding and the defaults are skfeat's.  Read more in the
     :ref:`User Guide <equivariant_extractor>`
     (section "Steerable embeddings: ``EquivariantExtractor``" of
     ``docs/user_guide.rst``).
@@ -93,7 +113,18 @@ class EquivariantExtractor(_SelfSupervisedExtractor):
         ``"scale"`` (factor ``exp(g)``) and ``"rotate"`` (``g`` radians about
         the grey axis) on the last 3 features of vectors.  Ignored by
         ``steering="orbit"``, whose params are always ``(rot90, flip)``.
-    steering : {"expm", "hyper", "discrete", "orbit"}, default="expm"
+    steering : {"auto", "color", "expm", "hyper", "discrete", "orbit"}, \
+default="auto"
+        ``"auto"`` is ``"color"`` for images with colour parameters,
+        ``"discrete"`` for images with ``"rot90"``/``"flip"`` and ``"expm"``
+        for vectors.  ``"color"``: the frozen backbone's feature map of the
+        image's HSL lightness (standardised per image), times the mean YIQ
+        colour under each cell, averaged over cells (3 values per feature);
+        ``M(g) = I (x) expm(sum_j g_j A_j)`` with 3 x 3 generators fitted by
+        Adam on the training images, each embedded as it is and under one g
+        per steered parameter and one with all (up to 1024 images; the
+        backbone is not trained and the training parameters below are
+        ignored); convolutional backbones only.
         ``"expm"``: ``M(g) = expm(sum_j g_j A_j)`` with learned generators;
         ``"hyper"``: ``I + U diag(h(g)) V^T``; ``"discrete"``: one learned map
         per D4 element; ``"orbit"``: the training-free D4 orbit baseline
@@ -181,13 +212,17 @@ default=None
     Attributes
     ----------
     backbone_ : skfeat.models.Backbone
-        The trained (or, for ``"orbit"``, the starting) backbone, in eval mode.
+        The trained (or, for ``"orbit"`` and ``"color"``, the starting)
+        backbone, in eval mode.
     steering_ : torch.nn.Module or None
         The steering map, on the CPU (``generators`` holds the ``"expm"``
-        generators); None for ``"orbit"``.
+        and ``"color"`` generators); None for ``"orbit"``.
+    color_layer_ : str
+        ``"color"`` only: the module of ``backbone_.body`` whose output map
+        is pooled (the last spatial map before global pooling).
     net_ : skorch.NeuralNet or None
         The training engine (history with ``train_loss`` and
-        ``equivariance``); None for ``"orbit"``.
+        ``equivariance``); None for ``"orbit"`` and ``"color"``.
     equivariance_error_ : dict or None
         How well the steering works on the held-out samples (see
         ``validation_fraction``): ``"params"`` lists each steered parameter
@@ -202,9 +237,11 @@ default=None
     n_features_in_ : int
         Number of input columns; set only for vector backbones.
     n_iter_ : int
-        Epochs trained (0 for ``"orbit"``).
+        Epochs trained (0 for ``"orbit"``; passes of the colour-map fit for
+        ``"color"``).
     loss_curve_ : list of float
-        Mean training loss of every epoch.
+        Mean training loss of every epoch (the relative error of the colour
+        maps for ``"color"``).
     weights_ : str
         The starting weights, resolved (see
         :class:`~skfeat.AugSelfExtractor`).
@@ -234,7 +271,7 @@ default=None
     _parameter_constraints = {
         **_SelfSupervisedExtractor._parameter_constraints,
         "steered": [tuple, list],
-        "steering": [StrOptions(set(STEERINGS))],
+        "steering": [StrOptions({"auto", *STEERINGS})],
         "block_size": [Interval(Integral, 1, None, closed="left"), None],
         "rank": [Interval(Integral, 1, None, closed="left"), None],
         "base": [StrOptions(set(BASES))],
@@ -259,7 +296,7 @@ default=None
         *,
         weights="DEFAULT",
         steered=COLOR_PARAMS,
-        steering="expm",
+        steering="auto",
         block_size=None,
         rank=None,
         base="simclr",
@@ -324,8 +361,8 @@ default=None
     def fit(self, X, y=None):
         """Train the backbone and the steering map on ``X``.
 
-        With ``steering="orbit"`` nothing is trained: the starting backbone
-        is kept.
+        With ``steering="orbit"`` nothing is trained and with ``"color"``
+        only the colour maps are: the starting backbone is kept.
 
         Parameters
         ----------
@@ -341,17 +378,24 @@ default=None
             The fitted extractor.
         """
         kind, X = self._validate_input(X, reset=True)
+        self._steering = self._resolve_steering(kind)
         self._check_settings(kind, X)
         self._check_processes()
         seed = self._shared_seed()
         device = self._device()
         backbone = self._starting_backbone(kind, X)
-        if self.steering == "orbit":
+        if self._steering in UNTRAINED:
             self.backbone_ = backbone.to(device).eval().requires_grad_(False)
             self.net_, self.steering_ = None, None
             self.n_iter_, self.loss_curve_ = 0, []
             self.equivariance_error_ = None
-        else:
+        if self._steering == "color":
+            samples = self._training_samples(kind, X, backbone, None)
+            samples, _, held_out = self._hold_out(samples, None, seed)
+            self._fit_color_maps(samples, seed, device)
+            self.equivariance_error_ = self._equivariance_error(held_out, None, seed)
+            self._warn_if_not_steering()
+        elif self._steering != "orbit":
             labels, n_classes = self._encode_labels(y)
             samples = self._training_samples(kind, X, backbone, labels)
             samples, labels, held_out = self._hold_out(samples, labels, seed)
@@ -412,13 +456,13 @@ default=None
                 f"transform, which have {width} (n_features_out)."
             )
         params = self._check_params(params, allow_rows=len(Z))
-        if self.steering == "orbit":
+        if self._steering == "orbit":
             return self._permute_orbit(Z, params)
         with torch.no_grad():
             z = torch.from_numpy(Z)
             g = torch.from_numpy(params)
             if g.ndim == 1:
-                steered = z @ self.steering_.matrix(g).T
+                steered = self.steering_.steer_all(z, g)
             else:
                 steered = self.steering_(z, g)
         return steered.numpy()
@@ -497,21 +541,34 @@ default=None
         return np.clip(1.0 - nearest, 0.0, 2.0)  # never -0. from rounding
 
     def _default_ood_params(self):
-        if self.steering == "orbit":
+        if self._steering == "orbit":
             return np.array(D4_ELEMENTS, dtype=np.float32)
         draws = self.sample_params(N_OOD_PARAMS - 1, random_state=0)
         return np.vstack([np.zeros((1, draws.shape[1]), np.float32), draws])
 
+    def _resolve_steering(self, kind):
+        """Return the steering that ``"auto"`` stands for with these inputs."""
+        if self.steering != "auto":
+            return self.steering
+        if kind == "vector":
+            return "expm"
+        return "discrete" if set(self.steered) <= set(D4_PARAMS) else "color"
+
     def _check_settings(self, kind, X):
         """Check the parameters that depend on each other or on the input kind."""
-        if self.steering == "orbit":
+        if self._steering == "orbit":
             if kind == "vector":
                 raise ValueError(
                     "steering='orbit' rotates and flips images; it needs image "
                     "inputs and an image backbone, got vectors."
                 )
             return
-        if self.steering == "discrete":
+        if self._steering == "color" and kind == "vector":
+            raise ValueError(
+                "steering='color' pools image colours; it needs image inputs "
+                "and an image backbone, got vectors."
+            )
+        if self._steering == "discrete":
             valid = D4_PARAMS if kind == "image" else ()
         else:
             valid = COLOR_PARAMS if kind == "image" else VECTOR_PARAMS
@@ -523,7 +580,7 @@ default=None
         ):
             raise ValueError(
                 f"steered must be distinct names among {valid} for steering="
-                f"{self.steering!r} and {kind} inputs; got {tuple(self.steered)!r}."
+                f"{self._steering!r} and {kind} inputs; got {tuple(self.steered)!r}."
             )
         if kind == "vector" and "rotate" in steered and X.shape[1] < 3:
             raise ValueError(
@@ -545,7 +602,7 @@ default=None
     def _check_params(self, params, allow_rows, many=False):
         """Return ``params`` as float32 of shape (k,), (n, k) or, with many, (K, k)."""
         params = np.asarray(params, dtype=np.float32)
-        width = 2 if self.steering == "orbit" else len(self.steered)
+        width = 2 if self._steering == "orbit" else len(self.steered)
         ok_shapes = [2] if many else [1, 2]
         if (
             params.ndim not in ok_shapes
@@ -622,6 +679,46 @@ default=None
             "n_samples": len(samples),
         }
 
+    def _fit_color_maps(self, samples, seed, device):
+        """Find the pooled feature map, then fit the 3 x 3 colour maps.
+
+        Each of up to 1024 training images is embedded as it is and under one
+        g per steered parameter alone and one with all of them, as
+        ``equivariance_error_`` measures; the generators minimise the
+        relative error of the steered embeddings.
+        """
+        probe = samples[0][None].float().to(device) / 255
+        probe = self._network_input(self.backbone_, lightness_image(probe))
+        with torch.inference_mode():
+            self.color_layer_ = feature_map_layer(self.backbone_, probe)
+        order = torch.randperm(
+            len(samples), generator=torch.Generator().manual_seed(seed)
+        )
+        subset = _rows(samples, order[:N_COLOR_IMAGES].sort().values)
+        augmentation = self._steered_augmentation()
+        generator = torch.Generator().manual_seed(seed + 4)
+        embeddings, params, targets = [], [], []
+        for batch in torch.utils.data.DataLoader(subset, batch_size=self.batch_size):
+            x = batch.float() / 255
+            z = self._embed(x)
+            for j in range(len(augmentation.names) + 1):
+                g = augmentation.sample(len(x), generator)
+                if j < len(augmentation.names):  # one parameter alone
+                    g[:, np.arange(g.shape[1]) != j] = 0
+                embeddings.append(z)
+                params.append(g)
+                targets.append(self._embed(augmentation.apply(x, g)))
+        net = fit_color_steering(
+            torch.cat(embeddings),
+            torch.cat(params),
+            torch.cat(targets),
+            seed=seed,
+            device=device,
+        )
+        self.steering_ = net.module_.cpu().eval().requires_grad_(False)
+        self.loss_curve_ = list(net.history[:, "train_loss"])
+        self.n_iter_ = len(self.loss_curve_)
+
     def _embed(self, x):
         """Embeddings of a float batch (pixels in [0, 1] or vectors), on the CPU."""
         with torch.inference_mode():
@@ -633,19 +730,28 @@ default=None
         error = self.equivariance_error_
         ratio = error["ratio"][-1]
         if not ratio <= STEERING_WARN_RATIO:
+            if self._steering == "color":
+                advice = "Fit on more, and more varied, colour images"
+            elif set(self.steered) <= set(COLOR_PARAMS):
+                advice = (
+                    "Train longer (max_epochs) or on more images, or use "
+                    "steering='color'"
+                )
+            else:
+                advice = "Train longer (max_epochs) or on more images"
             warn_caller(
                 "The steering maps explain little of how the augmentations "
                 f"move the embeddings: on the {error['n_samples']} samples of "
                 f"equivariance_error_ the steered error is {ratio:.2f} times "
                 "the unsteered one, so steer, transform_augmented, "
                 "SteeredTTAClassifier and ood_score add little over the plain "
-                "embedding. Train longer (max_epochs) or on more images; see "
-                "the User Guide on what steering reaches on real photos.",
+                f"embedding. {advice}; see the User Guide on what steering "
+                "reaches on real photos.",
                 ConvergenceWarning,
             )
 
     def _steered_augmentation(self, n_features=None):
-        names = D4_PARAMS if self.steering == "orbit" else self.steered
+        names = D4_PARAMS if self._steering == "orbit" else self.steered
         start = 0 if n_features is None else max(n_features - 3, 0)
         return SteeredAugmentation(names, start=start)
 
@@ -658,17 +764,17 @@ default=None
             )
         size = self._eval_preprocessing(backbone).crop_size
         views = [RandomResizedCrop(size)]
-        if "flip" not in self.steered or self.steering != "discrete":
+        if "flip" not in self.steered or self._steering != "discrete":
             views.append(RandomHorizontalFlip())
         return AugmentationPipeline(views)
 
     def _steering_params(self, dim):
         steering = {"dim": dim}
         augmentation = self._steered_augmentation()
-        if self.steering == "discrete":
+        if self._steering == "discrete":
             return {**steering, "sizes": augmentation.sizes}
         steering["n_params"] = len(self.steered)
-        if self.steering == "expm":
+        if self._steering == "expm":
             steering["block_size"] = self.block_size
         return {**steering, "rank": self.rank}
 
@@ -693,7 +799,7 @@ default=None
             module__queue_size=min(MOCO_QUEUE_SIZE, max(n_samples, self.batch_size)),
             aux_heads__in_features=dim,
             aux_heads__aug_types={},
-            steering=STEERINGS[self.steering],
+            steering=STEERINGS[self._steering],
             **steering,
             steered_augmentation=self._steered_augmentation(n_features),
             equivariance_loss=self.equivariance_loss,
@@ -739,8 +845,12 @@ default=None
         return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
 
     def _forward_batch(self, backbone, batch):
-        """Embeddings of a batch; the D4 orbit mean or concatenation for ``"orbit"``."""
-        if self.steering != "orbit":
+        """Embeddings of a batch (colour-bilinear or D4-orbit ones, see steering)."""
+        if self._steering == "color":
+            grey = self._network_input(backbone, lightness_image(batch))
+            features = feature_map(backbone, self.color_layer_, grey)
+            return color_bilinear_pool(features.float(), batch.float())
+        if self._steering != "orbit":
             return super()._forward_batch(backbone, batch)
         orbit = [
             super(EquivariantExtractor, self)._forward_batch(
@@ -754,8 +864,10 @@ default=None
 
     def _cache_identity(self, backbone):
         identity = super()._cache_identity(backbone)
-        if self.steering == "orbit":
+        if self._steering == "orbit":
             identity["orbit_mode"] = self.orbit_mode
+        if self._steering == "color":
+            identity["color_bilinear_layer"] = self.color_layer_
         return identity
 
     def _permute_orbit(self, Z, params):

@@ -8,6 +8,12 @@ from skfeat.nn._augself import (
     augself_head_loss,
     symmetrize,
 )
+from skfeat.nn._color import (
+    ColorSteering,
+    RelativeError,
+    color_bilinear_pool,
+    lightness_image,
+)
 from skfeat.nn._feature_aug import FeatureAugmenter
 from skfeat.nn._linear_heads import LinearHead, MultiLinearHead
 from skfeat.nn._sea import (
@@ -66,9 +72,13 @@ __all__ = [
     "simsiam_loss",
     "symmetrize",
     # Steerable equivariant representations
+    "ColorSteering",
     "DiscreteSteering",
     "ExpmSteering",
     "HyperSteering",
+    "RelativeError",
+    "color_bilinear_pool",
     "equivariance_mse_loss",
     "equivariance_nce_loss",
+    "lightness_image",
 ]

@@ -37,6 +37,23 @@ class _Steering(nn.Module):
         eye = torch.eye(self.dim, dtype=g.dtype, device=g.device)
         return self(eye, g.expand(self.dim, -1)).T
 
+    def steer_all(self, z, g):
+        """Steer every row of ``z`` by the same ``g``: ``z M(g)^T``.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (n, dim)
+            Embeddings.
+        g : torch.Tensor of shape (n_params,)
+            The parameter vector.
+
+        Returns
+        -------
+        steered : torch.Tensor of shape (n, dim)
+            ``M(g) z_i`` in row i.
+        """
+        return z @ self.matrix(g).T
+
 
 class ExpmSteering(_Steering):
     """Lie-exponential steering ``M(g) = expm(sum_j g_j A_j)``.
