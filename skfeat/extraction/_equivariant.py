@@ -653,10 +653,7 @@ default=None
         for batch in loader:
             x = batch.float() / 255 if batch.dtype == torch.uint8 else batch
             z = self._embed(x)
-            for j, name in enumerate(names):
-                g = augmentation.sample(len(x), generator)
-                if name != "all":
-                    g[:, np.arange(g.shape[1]) != j] = 0
+            for j, g in enumerate(_each_then_all(augmentation, len(x), generator)):
                 moved = g.abs().sum(1) > 0
                 if not moved.any():
                     continue
@@ -701,10 +698,7 @@ default=None
         for batch in torch.utils.data.DataLoader(subset, batch_size=self.batch_size):
             x = batch.float() / 255
             z = self._embed(x)
-            for j in range(len(augmentation.names) + 1):
-                g = augmentation.sample(len(x), generator)
-                if j < len(augmentation.names):  # one parameter alone
-                    g[:, np.arange(g.shape[1]) != j] = 0
+            for g in _each_then_all(augmentation, len(x), generator):
                 embeddings.append(z)
                 params.append(g)
                 targets.append(self._embed(augmentation.apply(x, g)))
@@ -849,7 +843,9 @@ default=None
         if self._steering == "color":
             grey = self._network_input(backbone, lightness_image(batch))
             features = feature_map(backbone, self.color_layer_, grey)
-            return color_bilinear_pool(features.float(), batch.float())
+            # float32 products: the colour maps are fitted to float32 embeddings
+            with torch.autocast(batch.device.type, enabled=False):
+                return color_bilinear_pool(features.float(), batch.float())
         if self._steering != "orbit":
             return super()._forward_batch(backbone, batch)
         orbit = [
@@ -889,6 +885,16 @@ default=None
             rows = (elements == element).all(1)
             out[rows] = blocks[rows][:, orbit_permutation(element)]
         return out.reshape(Z.shape)
+
+
+def _each_then_all(augmentation, n, generator):
+    """Yield n draws of g with each parameter alone (the others 0), then all."""
+    width = len(augmentation.names)
+    for j in range(width + 1):
+        g = augmentation.sample(n, generator)
+        if j < width:
+            g[:, np.arange(width) != j] = 0
+        yield g
 
 
 def _rows(samples, rows):
