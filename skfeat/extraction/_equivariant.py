@@ -386,26 +386,25 @@ default=None
         backbone = self._starting_backbone(kind, X)
         if self._steering in UNTRAINED:
             self.backbone_ = backbone.to(device).eval().requires_grad_(False)
-            self.net_, self.steering_ = None, None
+            self.net_ = None
+        if self._steering == "orbit":
+            self.steering_, self.equivariance_error_ = None, None
             self.n_iter_, self.loss_curve_ = 0, []
-            self.equivariance_error_ = None
-        if self._steering == "color":
-            samples = self._training_samples(kind, X, backbone, None)
-            samples, _, held_out = self._hold_out(samples, None, seed)
-            self._fit_color_maps(samples, seed, device)
-            self.equivariance_error_ = self._equivariance_error(held_out, None, seed)
-            self._warn_if_not_steering()
-        elif self._steering != "orbit":
-            labels, n_classes = self._encode_labels(y)
+        else:
+            color = self._steering == "color"
+            labels, n_classes = (None, None) if color else self._encode_labels(y)
             samples = self._training_samples(kind, X, backbone, labels)
             samples, labels, held_out = self._hold_out(samples, labels, seed)
-            dim = self._feature_width(backbone, samples)
-            net = self._build_net(
-                backbone, dim, kind, X, n_classes, len(samples), seed, device
-            )
-            self._train(net, samples, labels, seed, device)
-            steering = copy.deepcopy(net.steering_).cpu()
-            self.steering_ = steering.eval().requires_grad_(False)
+            if color:
+                self._fit_color_maps(samples, seed, device)
+            else:
+                dim = self._feature_width(backbone, samples)
+                net = self._build_net(
+                    backbone, dim, kind, X, n_classes, len(samples), seed, device
+                )
+                self._train(net, samples, labels, seed, device)
+                steering = copy.deepcopy(net.steering_).cpu()
+                self.steering_ = steering.eval().requires_grad_(False)
             n_features = X.shape[1] if kind == "vector" else None
             self.equivariance_error_ = self._equivariance_error(
                 held_out, n_features, seed
