@@ -11,16 +11,18 @@ extractor; crops of four *other* photos measure it.  Three measurements:
   EfficientNet-Lite0 with its offline ImageNet weights; one row per seed) and
   for ``steering="expm"`` from the Lite0 start and from scratch at several
   budgets (epochs), with the fit's seconds.
-* **OOD AUROC** (the first ``"color"`` extractor): new crops of the training
+* **OOD AUROC** (each ``"color"`` extractor): new crops of the training
   photos (in distribution) against the same crops with an ImageNet-C-style
-  corruption (Gaussian noise, blur, low contrast, colour shift), scored by
-  ``ood_score`` with its default steered parameters, by ``ood_score`` with
-  g = 0 alone, and by an invariant baseline: the frozen Lite0 features'
-  nearest-training-neighbour cosine.
-* **TTA accuracy** (same extractor): which of the four test photos a crop
-  comes from, a logistic-regression probe on half the crops, with plain,
-  steered-TTA (``SteeredTTAClassifier``) and input-space-TTA predictions
-  (K colour augmentations) on the other half.
+  corruption (Gaussian noise, blur, low contrast, colour shift) at two
+  severities, scored by ``ood_score`` with its default steered parameters,
+  by ``ood_score`` with g = 0 alone (which ranks inputs as the plain
+  nearest-training-neighbour distance of the colour embedding does), and by
+  an invariant baseline: the frozen Lite0 features' nearest-training-
+  neighbour cosine.
+* **TTA accuracy** (the first ``"color"`` extractor): which of the four test
+  photos a crop comes from, a logistic-regression probe on half the crops,
+  with plain, steered-TTA (``SteeredTTAClassifier``) and input-space-TTA
+  predictions (K colour augmentations) on the other half.
 
 Usage: python benchmarks/bench_equivariance_real.py [--color-seeds 0 1 2]
        [--epochs 1 2 4] [--scratch-epochs 2 4] [--n 288] [--size 64] [--k 8]
@@ -29,6 +31,7 @@ Usage: python benchmarks/bench_equivariance_real.py [--color-seeds 0 1 2]
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -84,18 +87,29 @@ def fit(steering, weights, epochs, seed, images, args):
     return extractor, time.perf_counter() - start
 
 
-def corrupt(images, kind, rng):
+CORRUPTIONS = {  # kind: (strong, mild)
+    "noise": (0.08, 0.04),  # standard deviation of Gaussian pixel noise
+    "blur": (5, 3),  # side of the box filter
+    "contrast": (0.4, 0.6),  # factor towards the image's mean
+    "colour": ([2, 1, 0], [1, 2, 0]),  # red-blue swap; channels rotated
+}
+SEVERITIES = ("strong", "mild")
+
+
+def corrupt(images, kind, severity, rng):
+    """An ImageNet-C-style corruption of uint8 images (n, s, s, 3)."""
+    level = CORRUPTIONS[kind][SEVERITIES.index(severity)]
     x = images.astype(np.float32) / 255
     if kind == "noise":
-        x = x + rng.normal(0, 0.08, x.shape)
+        x = x + rng.normal(0, level, x.shape)
     elif kind == "blur":
         t = torch.from_numpy(x).permute(0, 3, 1, 2)
-        t = torch.nn.functional.avg_pool2d(t, 5, stride=1, padding=2)
+        t = torch.nn.functional.avg_pool2d(t, level, stride=1, padding=level // 2)
         x = t.permute(0, 2, 3, 1).numpy()
     elif kind == "contrast":
-        x = 0.4 * x + 0.6 * x.mean(axis=(1, 2, 3), keepdims=True)
-    else:  # colour: swap the red and blue channels
-        x = x[..., ::-1]
+        x = level * x + (1 - level) * x.mean(axis=(1, 2, 3), keepdims=True)
+    else:
+        x = x[..., level]
     return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
 
 
@@ -105,30 +119,46 @@ def knn_score(train, test):
     return 1 - (test @ train.T).max(1)
 
 
-def ood_table(extractor, train, clean):
+def ood_aurocs(score, clean, severity):
+    """AUROC of ``score`` on ``clean`` crops against each corruption of them."""
+    rng = np.random.RandomState(0)
+    inside = score(clean)
+    labels = np.r_[np.zeros(len(inside)), np.ones(len(inside))]
+    return [
+        roc_auc_score(labels, np.r_[inside, score(corrupt(clean, kind, severity, rng))])
+        for kind in CORRUPTIONS
+    ]
+
+
+def ood_table(extractors, train, clean):
+    """AUROC of clean crops against corrupted copies, per score and severity."""
     frozen = DeepFeatureExtractor(
         "efficientnet_lite0", weights="DEFAULT", image_size=clean.shape[1], device="cpu"
     )
     reference = frozen.transform(train)
     zero = np.zeros((1, len(COLOR_PARAMS)), np.float32)
-    scorers = {
-        "ood_score (steered)": extractor.ood_score,
-        "ood_score (g = 0)": lambda x: extractor.ood_score(x, zero),
-        "frozen Lite0 kNN": lambda x: knn_score(reference, frozen.transform(x)),
-    }
-    rng = np.random.RandomState(0)
+    scorers = {}
+    for seed, extractor in extractors.items():
+        scorers["ood_score (steered)", seed] = extractor.ood_score
+        scorers["ood_score (g = 0)", seed] = partial(
+            extractor.ood_score, params_list=zero
+        )
+    scorers["frozen Lite0 kNN", "-"] = lambda x: knn_score(
+        reference, frozen.transform(x)
+    )
     print("\nOOD AUROC, new crops of the training photos against corrupted copies")
-    kinds = ("noise", "blur", "contrast", "colour")
-    print(f"{'score':>22} " + " ".join(f"{k:>9}" for k in kinds))
-    corrupted = {kind: corrupt(clean, kind, rng) for kind in kinds}
-    for name, score in scorers.items():
-        inside = score(clean)
-        cells = []
-        for kind in kinds:
-            outside = score(corrupted[kind])
-            labels = np.r_[np.zeros(len(inside)), np.ones(len(outside))]
-            cells.append(roc_auc_score(labels, np.r_[inside, outside]))
-        print(f"{name:>22} " + " ".join(f"{c:9.3f}" for c in cells))
+    print(
+        f"{'severity':>8} {'score':>20} {'seed':>4} "
+        + " ".join(f"{k:>9}" for k in [*CORRUPTIONS, "mean"])
+    )
+    for severity in SEVERITIES:
+        for (name, seed), score in scorers.items():
+            cells = ood_aurocs(score, clean, severity)
+            print(
+                f"{severity:>8} {name:>20} {seed:>4} "
+                + " ".join(f"{c:9.3f}" for c in [*cells, np.mean(cells)]),
+                flush=True,
+            )
 
 
 def tta_table(extractor, images, sources, k, seed):
@@ -188,7 +218,7 @@ def main():
     runs = [("color", "DEFAULT", 0, seed) for seed in args.color_seeds]
     runs += [("expm", "DEFAULT", e, args.seed) for e in args.epochs]
     runs += [("expm", None, e, args.seed) for e in args.scratch_epochs]
-    extractor = None
+    colour_extractors = {}
     for steering, weights, epochs, seed in runs:
         fitted, seconds = fit(steering, weights, max(epochs, 1), seed, train, args)
         ratios = equivariance_ratios(fitted, held, args.seed)
@@ -198,9 +228,11 @@ def main():
             f"{steering:>8} {start:>8} {epochs:6d} {seed:4d} {seconds:6.0f} {cells}",
             flush=True,
         )
-        extractor = extractor or fitted
+        if steering == "color":
+            colour_extractors[seed] = fitted
     fresh, _ = photo_crops(TRAIN_PHOTOS, 160, args.size, seed=args.seed + 200)
-    ood_table(extractor, train, fresh)
+    ood_table(colour_extractors, train, fresh)
+    extractor = next(iter(colour_extractors.values()))
     tta_table(extractor, held, held_sources, args.k, args.seed)
 
 

@@ -1,8 +1,9 @@
 """Which rule should ``ood_score`` use?  A stand-in where steering is exact.
 
-On real photos the learned steering is still near the identity (see
-``bench_equivariance_real.py``), so the rule that turns K steered embeddings
-into one out-of-distribution score is compared where steering is exact:
+``bench_equivariance_real.py`` compares the rules on photos with the colour
+steering, which is approximate; here the rule that turns K steered
+embeddings into one out-of-distribution score is compared where steering is
+exact:
 vectors whose last three features are scaled by ``exp(g1)`` and turned by
 ``g2`` radians about the grey axis (the ``"scale"`` and ``"rotate"``
 families, training ranges +-0.5 and +-1.0), so ``M(g) z = T_g z`` holds
@@ -16,7 +17,11 @@ combine the K values:
 
 * ``g = 0``: the plain embedding alone;
 * ``closest``: the smallest over k (steer the input back towards the data);
-* ``mean``: the mean over k (test-time augmentation of the score).
+* ``mean``: the mean over k (test-time augmentation of the score);
+* ``residual/shift`` (``ood_score``'s rule): the larger of the closest
+  distance (residual) and of how much closer the closest view is than
+  g = 0 (shift), each standardised over 256 reference vectors scored
+  against the other reference vectors.
 
 Printed: AUROC of test inputs against their shifted copies, mean and
 standard deviation over seeds.
@@ -30,6 +35,12 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from skfeat.extraction._ood import (
+    N_CALIBRATION,
+    nearest_distances,
+    residual_and_shift,
+    standardised_max,
+)
 from skfeat.transforms import SteeredAugmentation
 
 STEERED = SteeredAugmentation(("scale", "rotate"), start=5)
@@ -39,7 +50,7 @@ SHIFTS = {
     "scale -1.5 (beyond)": [-1.5, 0.0],
     "scale +1.5 (beyond)": [1.5, 0.0],
 }
-RULES = ("g = 0", "closest", "mean")
+RULES = ("g = 0", "closest", "mean", "residual/shift")
 
 
 def steer(x, g):
@@ -57,15 +68,17 @@ def draw(n, centers, rng, generator):
     return STEERED.apply(torch.as_tensor(x, dtype=torch.float32), g).numpy()
 
 
-def scores(x, reference, params):
+def distances(x, reference, params, own_rows=None):
+    """Distance of each steered row to the reference; column 0 is g = 0."""
+    return nearest_distances((steer(x, g) for g in params), reference, own_rows)
+
+
+def scores(x, reference, params, calibration):
     """Every rule's score of the rows of ``x``."""
-    distances = []
-    for g in params:
-        z = steer(x, g)
-        z /= np.linalg.norm(z, axis=1, keepdims=True)
-        distances.append(1 - (z @ reference.T).max(1))
-    distances = np.array(distances)
-    return dict(zip(RULES, (distances[0], distances.min(0), distances.mean(0))))
+    d = distances(x, reference, params)
+    parts = residual_and_shift(d)
+    rules = (d[:, 0], d.min(1), d.mean(1), standardised_max(parts, calibration))
+    return dict(zip(RULES, rules))
 
 
 def run_seed(seed):
@@ -79,11 +92,14 @@ def run_seed(seed):
     params = np.vstack([np.zeros((1, 2)), STEERED.sample(31, generator).numpy()])
     shifted = {name: steer(test, g) for name, g in SHIFTS.items()}
     shifted["noise 0.5"] = test + 0.5 * rng.normal(size=test.shape).astype(np.float32)
-    inside = scores(test, reference, params)
+    rows = np.arange(0, len(reference), len(reference) // N_CALIBRATION)
+    own = distances(reference[rows], reference, params, own_rows=rows)
+    calibration = residual_and_shift(own)
+    inside = scores(test, reference, params, calibration)
     labels = np.r_[np.zeros(len(test)), np.ones(len(test))]
     auroc = {}
     for name, x in shifted.items():
-        outside = scores(x, reference, params)
+        outside = scores(x, reference, params, calibration)
         for rule in RULES:
             auroc[name, rule] = roc_auc_score(
                 labels, np.r_[inside[rule], outside[rule]]

@@ -435,32 +435,75 @@ def test_equivariant_ood_score_is_higher_far_from_training_data():
     assert inside.shape == (20,) and outside.mean() > inside.mean()
 
 
-def test_ood_score_is_the_mean_over_steered_views_of_the_nearest_distance():
-    """Issue 18: the score averages over g_k, so steering cannot undo a shift.
-
-    With exact steering of an identity backbone, an input rotated by the
-    opposite of one g_k is mapped back onto its training vector by that g_k:
-    the closest steered view would score it 0 like the training vector.
-    """
-    X = vectors(64, d=6)
+def exactly_steered_identity(n=64, d=6):
+    """Training vectors and an extractor that steers its identity backbone exactly."""
+    X = vectors(n, d=d)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        extractor = exact_vector_steering(tiny(validation_fraction=0.0).fit(X), 6)
-    reference = X / np.linalg.norm(X, axis=1, keepdims=True)
-    extractor.reference_embeddings_ = reference  # those of the identity backbone
-    params = np.array([[0.0, 0.0], [0.0, 0.8], [0.3, -0.5]], np.float32)
+        extractor = exact_vector_steering(tiny(validation_fraction=0.0).fit(X), d)
+    extractor.reference_embeddings_ = X / np.linalg.norm(X, axis=1, keepdims=True)
+    return X, extractor
+
+
+def reference_ood_score(extractor, X, params):
+    """The residual-or-shift score, computed row by row with plain loops."""
+    reference = extractor.reference_embeddings_
+
+    def parts(x, own=None):
+        distances = []
+        for g in [np.zeros(params.shape[1], np.float32), *params]:
+            z = extractor.steer(x[None], g)[0]
+            cosines = reference @ (z / np.linalg.norm(z))
+            if own is not None:
+                cosines[own] = -np.inf
+            distances.append(1 - cosines.max())
+        return min(distances), distances[0] - min(distances)
+
+    own = [parts(r, i) for i, r in enumerate(reference)]  # 64 <= 256: all rows
+    mean, std = np.mean(own, axis=0), np.std(own, axis=0)
+    return np.array([max((np.array(parts(x)) - mean) / std) for x in X])
+
+
+def test_ood_score_matches_a_loop_reference():
+    """Issue 18: the larger standardised part of residual and shift."""
+    X, extractor = exactly_steered_identity()
+    params = np.array([[0.0, 0.8], [0.3, -0.5], [-0.2, 0.1]], np.float32)
+    test = vectors(10, d=6, seed=3)
+    assert_allclose(
+        extractor.ood_score(test, params),
+        reference_ood_score(extractor, test, params),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_ood_score_flags_a_shift_that_steering_undoes():
+    """Issue 18: steering that carries a shifted input home raises its score.
+
+    With exact steering, an input rotated by the opposite of one g_k is mapped
+    back onto its training vector by that g_k: the closest steered view scores
+    it 0 like the training vector, and the shift part flags it instead.
+    """
+    X, extractor = exactly_steered_identity()
+    params = np.array([[0.0, 0.8], [0.3, -0.5]], np.float32)
     shifted = SteeredAugmentation(("scale", "rotate"), start=3).apply(
         torch.from_numpy(X[:8]), torch.tensor([[0.0, -0.8]])
     )
-    expected = []
-    for g in params:
-        steered = extractor.steer(shifted.numpy(), g)
-        steered /= np.linalg.norm(steered, axis=1, keepdims=True)
-        expected.append(1 - (steered @ reference.T).max(1))
-    score = extractor.ood_score(shifted.numpy(), params)
-    assert_allclose(score, np.mean(expected, axis=0), atol=1e-6)
-    assert np.min(expected, axis=0).max() < 1e-5  # the closest view: back home
-    assert (score > 1e-3).all()
+    steered_home = extractor.steer(shifted.numpy(), params[0])
+    assert_allclose(steered_home, X[:8], atol=1e-5)
+    scores = extractor.ood_score(shifted.numpy(), params)
+    assert scores.min() > extractor.ood_score(X[:8], params).max()
+
+
+def test_ood_score_without_steering_ranks_as_the_nearest_distance():
+    """With g = 0 alone the score is an increasing affine map of the distance."""
+    X, extractor = exactly_steered_identity()
+    test = np.vstack([vectors(20, d=6, seed=4), X[:5]])
+    score = extractor.ood_score(test, np.zeros((1, 2), np.float32))
+    unit = test / np.linalg.norm(test, axis=1, keepdims=True)
+    distance = 1 - (unit @ extractor.reference_embeddings_.T).max(1)
+    slope, _ = np.polyfit(distance, score, 1)
+    assert slope > 0 and np.corrcoef(distance, score)[0, 1] > 0.9999
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from skfeat._engine import EquivariantNet, ssl_callbacks
 from skfeat._engine._color import fit_color_steering
 from skfeat._engine._equivariant import EQUIVARIANCE_LOSSES
 from skfeat._engine._ssl import BASES
+from skfeat.extraction._ood import ood_scores
 from skfeat.extraction._self_supervised import (
     DISTRIBUTED_PARAMETER_DOCS,
     _SelfSupervisedExtractor,
@@ -508,42 +509,46 @@ default=None
     def ood_score(self, X, params_list=None):
         """Out-of-distribution score: higher is further from the training data.
 
-        Each input is steered by every g_k, and each steered embedding is
-        scored by one minus its largest cosine to the kept training
-        embeddings; the score is the mean over k, test-time augmentation in
-        embedding space.  Taking the closest steered embedding instead would
-        let steering undo a shift along the steered transformations, the
-        shift the score should detect (see the User Guide).
+        Each input's embedding is compared with the kept training embeddings
+        (one minus the largest cosine) as it is and steered by every g_k.
+        Two parts come out: the *residual*, the distance after the best
+        steered change (what steering cannot explain: noise, blur, other
+        content), and the *shift*, how much closer that change brings the
+        input (a shift along the steered transformations, such as a colour
+        cast).  Each part is standardised by its mean and standard deviation
+        over up to 256 kept training embeddings, each compared with the
+        others, and the score is the larger: an input is out of distribution
+        when either part is unusual.  With steering that changes nothing the
+        score ranks inputs as the plain nearest-neighbour distance does (see
+        the User Guide).
 
         Parameters
         ----------
         X : array-like, sequence of images or torch.utils.data.Dataset
             Inputs, as for :meth:`transform`.
         params_list : array-like of shape (K, n_params), default=None
-            The parameter vectors; None uses g = 0 and 31 draws of
-            :meth:`sample_params` with a fixed seed (the 8 D4 elements for
-            ``"orbit"``).
+            The steered changes g_k; g = 0 is always added.  None uses 31
+            draws of :meth:`sample_params` with a fixed seed (the 8 D4
+            elements for ``"orbit"``).
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Values in [0, 2].
+            In standard deviations of the training embeddings' own parts:
+            around 0 to 1 for inputs like the training data.
         """
         check_is_fitted(self)
         if params_list is None:
             params_list = self._default_ood_params()
-        steered = self.transform_augmented(X, params_list)
-        steered /= np.maximum(np.linalg.norm(steered, axis=2, keepdims=True), 1e-12)
-        reference = self.reference_embeddings_
-        views = steered.swapaxes(0, 1)
-        nearest = np.mean([(view @ reference.T).max(1) for view in views], axis=0)
-        return np.clip(1.0 - nearest, 0.0, 2.0)  # never -0. from rounding
+        params_list = self._check_params(params_list, allow_rows=None, many=True)
+        return ood_scores(
+            self.steer, self.transform(X), self.reference_embeddings_, params_list
+        )
 
     def _default_ood_params(self):
         if self._steering == "orbit":
             return np.array(D4_ELEMENTS, dtype=np.float32)
-        draws = self.sample_params(N_OOD_PARAMS - 1, random_state=0)
-        return np.vstack([np.zeros((1, draws.shape[1]), np.float32), draws])
+        return self.sample_params(N_OOD_PARAMS - 1, random_state=0)
 
     def _resolve_steering(self, kind):
         """Return the steering that ``"auto"`` stands for with these inputs."""
