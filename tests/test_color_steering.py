@@ -166,7 +166,23 @@ class _Tokens(torch.nn.Module):
         return self.mix(self.patches(x).flatten(2).transpose(1, 2)).mean(1)
 
 
-def test_feature_map_layer_rejects_token_backbones():
-    backbone = get_backbone(_Tokens).eval()
+class _SizedTransformer(_Tokens):
+    """Token layers with attention that refuse any input but 32 x 32, as ViTs do."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        if x.shape[-1] != 32:
+            raise AssertionError("Wrong image width!")
+        tokens = self.patches(x).flatten(2).transpose(1, 2)
+        return self.attention(tokens, tokens, tokens)[0].mean(1)
+
+
+@pytest.mark.parametrize("model", [_Tokens, _SizedTransformer])
+def test_feature_map_layer_rejects_token_backbones(model):
+    """A clear error, before a transformer's own check of the input size."""
+    backbone = get_backbone(model).eval()
     with pytest.raises(ValueError, match="convolutional feature map"):
         feature_map_layer(backbone, torch.rand(1, 3, 16, 16))

@@ -292,6 +292,16 @@ def test_equivariance_error_is_held_out_and_warns_when_steering_fails():
     assert measured_on_training.equivariance_error_["n_samples"] == 64
 
 
+def test_fit_warns_when_the_augmentations_change_nothing():
+    """Vectors whose steered block is zero: nothing to steer, said so (not "nan")."""
+    X = vectors()
+    X[:, -3:] = 0  # "scale" and "rotate" act on the last three features
+    with pytest.warns(ConvergenceWarning, match="nothing to steer") as caught:
+        extractor = tiny().fit(X)
+    assert not extractor.equivariance_error_["unsteered"].any()
+    assert all("times the unsteered" not in str(w.message) for w in caught)
+
+
 def test_steering_maps_learn_in_a_short_image_fit(rgb_images):
     """Issue 18: a few steps on images move the colour generators beyond noise.
 
@@ -530,11 +540,15 @@ def test_equivariant_rejects_bad_params_arrays():
     X = vectors()
     extractor = tiny().fit(X)
     Z = extractor.transform(X)
-    for bad in ([0.1], np.zeros((3, 2)), [[np.nan, 0.0]] * 64):
-        with pytest.raises(ValueError, match="params must be finite, of shape"):
+    for bad in ([0.1], np.zeros((3, 2))):
+        with pytest.raises(ValueError, match=r"params must have shape \(2,\) or"):
             extractor.steer(Z, bad)
-    with pytest.raises(ValueError, match=r"\(K, n_params\)"):
+    with pytest.raises(ValueError, match="params must be finite; got NaN"):
+        extractor.steer(Z, [[np.nan, 0.0]] * 64)
+    with pytest.raises(ValueError, match=r"params_list must have shape \(K, 2\)"):
         extractor.transform_augmented(X, [0.1, 0.2])
+    with pytest.raises(ValueError, match="params_list must be finite"):
+        extractor.ood_score(X[:4], [[np.inf, 0.0]])
     with pytest.raises(ValueError, match="orbit params"):
         orbit("concat").fit(square_images()).steer(np.zeros((2, 128)), [1.5, 0])
 

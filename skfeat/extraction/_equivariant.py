@@ -535,7 +535,9 @@ default=None
         -------
         scores : ndarray of shape (n_samples,)
             In standard deviations of the training embeddings' own parts:
-            around 0 to 1 for inputs like the training data.
+            around 0 to 1 for new inputs like the training data.  The
+            training inputs themselves score lower (each is its own nearest
+            kept embedding), so set a threshold on held-out data.
         """
         check_is_fitted(self)
         if params_list is None:
@@ -606,21 +608,22 @@ default=None
     def _check_params(self, params, allow_rows, many=False):
         """Return ``params`` as float32 of shape (k,), (n, k) or, with many, (K, k)."""
         params = np.asarray(params, dtype=np.float32)
-        width = 2 if self._steering == "orbit" else len(self.steered)
-        ok_shapes = [2] if many else [1, 2]
-        if (
-            params.ndim not in ok_shapes
-            or params.shape[-1] != width
-            or (params.ndim == 2 and not many and params.shape[0] != allow_rows)
-            or not np.isfinite(params).all()
-        ):
-            expected = (
-                "(K, n_params)" if many else "(n_params,) or (n_samples, n_params)"
-            )
+        columns = D4_PARAMS if self._steering == "orbit" else tuple(self.steered)
+        width = len(columns)
+        if many:
+            name, expected = "params_list", f"(K, {width})"
+            shape_ok = params.ndim == 2 and params.shape[1] == width
+        else:
+            name = "params"
+            expected = f"({width},) or (n_samples, {width}) with n_samples={allow_rows}"
+            shape_ok = params.shape in ((width,), (allow_rows, width))
+        if not shape_ok:
             raise ValueError(
-                f"params must be finite, of shape {expected} with n_params={width} "
-                f"and n_samples={allow_rows}; got shape {params.shape}."
+                f"{name} must have shape {expected}, one column per steered "
+                f"parameter {columns}; got shape {params.shape}."
             )
+        if not np.isfinite(params).all():
+            raise ValueError(f"{name} must be finite; got NaN or infinite values.")
         return params
 
     def _hold_out(self, samples, labels, seed):
@@ -727,7 +730,16 @@ default=None
         """Warn when steering explains too little of the held-out embedding change."""
         error = self.equivariance_error_
         ratio = error["ratio"][-1]
-        if not ratio <= STEERING_WARN_RATIO:
+        if not error["unsteered"][-1] > 0:
+            warn_caller(
+                "The steered augmentations do not change the embeddings of the "
+                f"{error['n_samples']} samples of equivariance_error_, so there "
+                "is nothing to steer: check that the inputs carry what the "
+                f"steered parameters {tuple(error['params'][:-1])} change (colour "
+                "for colour jitter) and are not too small for the backbone.",
+                ConvergenceWarning,
+            )
+        elif not ratio <= STEERING_WARN_RATIO:
             if self._steering == "color":
                 advice = "Fit on more, and more varied, colour images"
             elif set(self.steered) <= set(COLOR_PARAMS):

@@ -202,8 +202,8 @@ class _SelfSupervisedExtractor(_BaseTrainableExtractor):
                 samples = image_dataset(X, functools.partial(square_uint8, size=size))
         if len(samples) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs at least 2 samples to train (batch "
-                f"normalisation needs 2 rows per batch); got {len(samples)} sample."
+                f"{type(self).__name__} needs at least 2 samples to fit; got "
+                f"{len(samples)} sample."
             )
         if labels is not None and len(labels) != len(samples):
             raise ValueError(

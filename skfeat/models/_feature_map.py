@@ -8,6 +8,20 @@ import torch
 from torch import nn
 
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+NOT_CONVOLUTIONAL = (
+    "steering='color' (what steering='auto' picks for images with colour "
+    "parameters) pools a convolutional feature map of shape (n, C, H, W); this "
+    "backbone ends in token sequences or vectors. Use a convolutional model (a "
+    "ResNet, an EfficientNet, ...) or another steering, such as 'expm'."
+)
+
+
+def _has_attention(module):
+    """Whether ``module`` holds attention layers (a vision transformer's)."""
+    return any(
+        isinstance(m, nn.MultiheadAttention) or type(m).__name__.endswith("Attention")
+        for m in module.modules()
+    )
 
 
 def feature_map_layer(backbone, batch):
@@ -33,9 +47,14 @@ def feature_map_layer(backbone, batch):
     Raises
     ------
     ValueError
-        When no leaf module produces a 4-D map, or token sequences follow the
-        last one (a vision transformer, whose only map is its patch embedding).
+        When the backbone has attention layers, no leaf module produces a
+        4-D map, or token sequences follow the last one (a vision transformer,
+        whose only map is its patch embedding).  Attention is checked before
+        the forward pass, which a vision transformer may refuse at the size
+        of ``batch``.
     """
+    if _has_attention(backbone.body):
+        raise ValueError(NOT_CONVOLUTIONAL)
     calls = []
     leaves = [
         (name, module)
@@ -50,11 +69,7 @@ def feature_map_layer(backbone, batch):
         backbone(batch)
     maps = [i for i, (_, ndim) in enumerate(calls) if ndim == 4]
     if not maps or any(ndim == 3 for _, ndim in calls[maps[-1] :]):
-        raise ValueError(
-            "steering='color' pools a convolutional feature map of shape (n, C, "
-            "H, W); this backbone ends in token sequences or vectors. Use a "
-            "convolutional model (a ResNet, an EfficientNet, ...)."
-        )
+        raise ValueError(NOT_CONVOLUTIONAL)
     return calls[maps[-1]][0]
 
 
