@@ -1,5 +1,8 @@
-"""Timing helper shared by the benchmarks."""
+"""Timing helpers shared by the benchmarks."""
 
+import contextlib
+import subprocess
+import sys
 import time
 
 
@@ -21,3 +24,15 @@ def best_of(fits, rounds):
                 seconds.get(name, float("inf")), time.perf_counter() - start
             )
     return seconds, results
+
+
+@contextlib.contextmanager
+def busy_process():
+    """Run one CPU-bound busy loop in another process for the block."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start spinning
+        yield
+    finally:
+        process.kill()
+        process.wait()

@@ -30,15 +30,13 @@ Usage: python benchmarks/bench_contention.py [--cache DIR] [--rounds 3]
 import argparse
 import contextlib
 import os
-import subprocess
-import sys
 import time
 import warnings
 from unittest import mock
 
 import numpy as np
 import torch
-from _timing import best_of
+from _timing import best_of, busy_process
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -51,18 +49,6 @@ from skfeat.probing import _sea
 from skfeat.utils import torch_threads
 
 ETAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
-
-
-@contextlib.contextmanager
-def busy_process():
-    """Run one CPU-bound busy loop in another process for the block."""
-    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)  # let it start spinning
-        yield
-    finally:
-        process.kill()
-        process.wait()
 
 
 @contextlib.contextmanager
