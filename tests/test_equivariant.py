@@ -549,6 +549,12 @@ def test_equivariant_rejects_bad_params_arrays():
         extractor.transform_augmented(X, [0.1, 0.2])
     with pytest.raises(ValueError, match="params_list must be finite"):
         extractor.ood_score(X[:4], [[np.inf, 0.0]])
+    X6, exact = exactly_steered_identity()
+    with pytest.raises(ValueError, match="params are too large"):
+        exact.steer(X6, [1e4, 0.0])  # "scale" multiplies by exp(1e4): overflow
+    for bad in ([[0.1], [0.2, 0.3]], [["a", "b"]], {"scale": 0.1}):
+        with pytest.raises(TypeError, match="params_list must be an array-like"):
+            extractor.transform_augmented(X, bad)
     with pytest.raises(ValueError, match="orbit params"):
         orbit("concat").fit(square_images()).steer(np.zeros((2, 128)), [1.5, 0])
 

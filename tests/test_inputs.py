@@ -70,3 +70,12 @@ def test_decode_uint8_returns_none_beyond_max_bytes(rgb_images):
     """The caller streams instead when the tensor would not fit."""
     assert decode_uint8(rgb_images, 8, max_bytes=6 * 3 * 8 * 8) is not None
     assert decode_uint8(rgb_images, 8, max_bytes=6 * 3 * 8 * 8 - 1) is None
+
+
+def test_one_colour_image_as_a_3d_array_is_refused():
+    """(H, W, 3) is one colour image, not H grey images three pixels wide."""
+    image = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"looks like one colour image.*X\[None\]"):
+        image_dataset(image)
+    assert len(image_dataset(image[None])) == 1
+    assert len(image_dataset(np.zeros((5, 16, 16), np.uint8))) == 5  # grey batch

@@ -465,6 +465,11 @@ default=None
                 steered = self.steering_.steer_all(z, g)
             else:
                 steered = self.steering_(z, g)
+        if not torch.isfinite(steered).all():
+            raise ValueError(
+                "params are too large: the steered embeddings overflow. The "
+                "maps were fitted on the range of sample_params; stay near it."
+            )
         return steered.numpy()
 
     def transform_augmented(self, X, params_list):
@@ -607,14 +612,20 @@ default=None
 
     def _check_params(self, params, allow_rows, many=False):
         """Return ``params`` as float32 of shape (k,), (n, k) or, with many, (K, k)."""
-        params = np.asarray(params, dtype=np.float32)
+        name = "params_list" if many else "params"
+        try:
+            params = np.asarray(params, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{name} must be an array-like of numbers; got {type(params).__name__} "
+                f"({error})."
+            ) from None
         columns = D4_PARAMS if self._steering == "orbit" else tuple(self.steered)
         width = len(columns)
         if many:
-            name, expected = "params_list", f"(K, {width})"
+            expected = f"(K, {width})"
             shape_ok = params.ndim == 2 and params.shape[1] == width
         else:
-            name = "params"
             expected = f"({width},) or (n_samples, {width}) with n_samples={allow_rows}"
             shape_ok = params.shape in ((width,), (allow_rows, width))
         if not shape_ok:

@@ -158,6 +158,12 @@ class ArrayImages(Dataset):
     """
 
     def __init__(self, images, transform=None):
+        if images.ndim == 3 and images.shape[2] in (3, 4) and images.shape[1] > 4:
+            raise ValueError(
+                f"X has shape {images.shape}, which looks like one colour image, "
+                "but a 3-D array is a batch of grayscale images. Pass a batch "
+                "of one, X[None], or a list of images."
+            )
         if images.ndim == 3:
             images = images[..., None]
         if images.ndim != 4:
