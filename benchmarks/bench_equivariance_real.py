@@ -13,7 +13,8 @@ extractor; crops of four *other* photos measure it.  Three measurements:
   budgets (epochs), with the fit's seconds.
 * **OOD AUROC** (each ``"color"`` extractor): new crops of the training
   photos (in distribution) against the same crops with an ImageNet-C-style
-  corruption (Gaussian noise, blur, low contrast, colour shift) at two
+  corruption (Gaussian noise, blur, low contrast per channel as in
+  ImageNet-C, a fade towards the grey mean, colour shift) at two
   severities, scored by ``ood_score`` with its default steered parameters,
   by ``ood_score`` with g = 0 alone (which ranks inputs as the plain
   nearest-training-neighbour distance of the colour embedding does), and by
@@ -90,7 +91,8 @@ def fit(steering, weights, epochs, seed, images, args):
 CORRUPTIONS = {  # kind: (strong, mild)
     "noise": (0.08, 0.04),  # standard deviation of Gaussian pixel noise
     "blur": (5, 3),  # side of the box filter
-    "contrast": (0.4, 0.6),  # factor towards the image's mean
+    "contrast": (0.4, 0.6),  # factor towards each channel's mean (ImageNet-C's)
+    "fade": (0.4, 0.6),  # factor towards the image's grey mean, greying colours too
     "colour": ([2, 1, 0], [1, 2, 0]),  # red-blue swap; channels rotated
 }
 SEVERITIES = ("strong", "mild")
@@ -106,8 +108,9 @@ def corrupt(images, kind, severity, rng):
         t = torch.from_numpy(x).permute(0, 3, 1, 2)
         t = torch.nn.functional.avg_pool2d(t, level, stride=1, padding=level // 2)
         x = t.permute(0, 2, 3, 1).numpy()
-    elif kind == "contrast":
-        x = level * x + (1 - level) * x.mean(axis=(1, 2, 3), keepdims=True)
+    elif kind in ("contrast", "fade"):
+        axes = (1, 2) if kind == "contrast" else (1, 2, 3)
+        x = level * x + (1 - level) * x.mean(axis=axes, keepdims=True)
     else:
         x = x[..., level]
     return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
