@@ -1,7 +1,8 @@
 """AugSelf's gain over its own base on real photos, by training budget (issue 18).
 
 ``AugSelfExtractor("efficientnet_lite0", weights="DEFAULT", base="simclr")``
-with the crop and colour heads (``aug_weights=1``) against the same fit with
+with the crop and colour heads (``aug_weights=1``; ``--aug-types`` keeps
+some of them) against the same fit with
 ``aug_weights=0`` (SimCLR alone; same seed, same views, same everything
 else), fine-tuned on unlabeled crops of real photos (scikit-learn's and
 scikit-image's sample photos), for several budgets and seeds.
@@ -32,7 +33,8 @@ about 20 minutes.
 
 Usage: python benchmarks/bench_augself_real.py [--epochs 4 12 24]
        [--seeds 0 1 2] [--n-train 384] [--n-probe 768] [--batch-size 64]
-       [--lr 0.3] [--aug-weights 1.0] [--threads 1] [--n-jobs 2]
+       [--lr 0.3] [--aug-types crop color] [--aug-weights 1.0] [--threads 1]
+       [--n-jobs 2]
        [--device cpu] [--quick]
 """
 
@@ -122,7 +124,7 @@ def augself(aug_weights, epochs, seed, args):
         "efficientnet_lite0",
         weights="DEFAULT",
         base="simclr",
-        aug_types=("crop", "color"),
+        aug_types=tuple(args.aug_types),
         aug_weights=aug_weights,
         image_size=SIDE,
         max_epochs=epochs,
@@ -176,7 +178,14 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.3)
     parser.add_argument(
-        "--aug-weights", type=float, default=1.0, help="weight of both AugSelf heads"
+        "--aug-types",
+        nargs="+",
+        default=["crop", "color"],
+        choices=["crop", "color"],
+        help="the AugSelf heads",
+    )
+    parser.add_argument(
+        "--aug-weights", type=float, default=1.0, help="weight of every AugSelf head"
     )
     parser.add_argument(
         "--threads",
@@ -208,8 +217,9 @@ def main():
     print(
         f"\nLite0 (weights='DEFAULT') fine-tuned with SimCLR on {args.n_train} "
         f"unlabeled {SIDE}-px crops of {len(photos)} photos, batch "
-        f"{args.batch_size}, lr {args.lr} (x batch/256), AugSelf aug_weights "
-        f"{args.aug_weights}, seeds {args.seeds}, {args.device}; "
+        f"{args.batch_size}, lr {args.lr} (x batch/256), AugSelf heads "
+        f"{' and '.join(args.aug_types)} at aug_weights {args.aug_weights}, seeds "
+        f"{args.seeds}, {args.device}; "
         f"probes: 5-fold CV accuracy (%) on {args.n_probe} other crops, "
         "mean ± std over seeds; chance 33.3 / 33.3 / 12.5"
     )
