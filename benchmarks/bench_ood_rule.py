@@ -3,9 +3,8 @@
 ``bench_equivariance_real.py`` compares the rules on photos with the colour
 steering, which is approximate; here the rule that turns K steered
 embeddings into one out-of-distribution score is compared where steering is
-exact:
-vectors whose last three features are scaled by ``exp(g1)`` and turned by
-``g2`` radians about the grey axis (the ``"scale"`` and ``"rotate"``
+exact: vectors whose last three features are scaled by ``exp(g1)`` and
+turned by ``g2`` radians about the grey axis (the ``"scale"`` and ``"rotate"``
 families, training ranges +-0.5 and +-1.0), so ``M(g) z = T_g z`` holds
 exactly.  In-distribution data: a mixture of five Gaussians in 8 dimensions,
 each vector transformed by a g drawn from the training range; 1,024 of them

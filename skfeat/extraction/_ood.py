@@ -8,7 +8,7 @@ each of K steered changes.  Two parts come out of the K distances:
 * the **residual**, the distance after the best steered change: what no
   steered change explains (noise, blur, other content);
 * the **shift**, how much closer the best steered change brings the input:
-  a change along the steered transformations (a colour cast, low contrast).
+  a change along the steered transformations (a colour cast, a fade).
 
 Each part is standardised by its mean and standard deviation over training
 embeddings (each against the others), and the score is the larger of the
@@ -50,7 +50,7 @@ def nearest_distances(views, reference, own_rows=None):
     distances : ndarray of shape (n_samples, n_views)
     """
     # torch, not numpy, multiplies: the steering runs in torch, and two thread
-    # pools taking turns were 20x slower on a busy machine
+    # pools taking turns were up to 3x slower (benchmarks/bench_ood_speed.py)
     reference = torch.from_numpy(reference)
     columns = []
     for view in views:
