@@ -550,7 +550,7 @@ def test_equivariant_rejects_bad_params_arrays():
     with pytest.raises(ValueError, match="params_list must be finite"):
         extractor.ood_score(X[:4], [[np.inf, 0.0]])
     X6, exact = exactly_steered_identity()
-    with pytest.raises(ValueError, match="params are too large"):
+    with pytest.raises(ValueError, match="steering parameters are too large"):
         exact.steer(X6, [1e4, 0.0])  # "scale" multiplies by exp(1e4): overflow
     for bad in ([[0.1], [0.2, 0.3]], [["a", "b"]], {"scale": 0.1}):
         with pytest.raises(TypeError, match="params_list must be an array-like"):

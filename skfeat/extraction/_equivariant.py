@@ -467,8 +467,9 @@ default=None
                 steered = self.steering_(z, g)
         if not torch.isfinite(steered).all():
             raise ValueError(
-                "params are too large: the steered embeddings overflow. The "
-                "maps were fitted on the range of sample_params; stay near it."
+                "The steering parameters are too large: the steered embeddings "
+                "overflow. The maps were fitted on the range of sample_params; stay "
+                "near it."
             )
         return steered.numpy()
 
