@@ -21,15 +21,12 @@ from itertools import chain
 import numpy as np
 import torch
 
+from skfeat.nn import l2_normalize
+
 N_CALIBRATION = 256  # most training embeddings that calibrate the two parts
 # a shift part that varies less than this over the training embeddings means
 # the steering changes nothing (identity maps, or g = 0 only): it is left out
 SHIFT_TOLERANCE = 1e-6
-
-
-def unit_rows(Z):
-    """``Z`` with each row (along the last axis) scaled to unit length."""
-    return Z / np.maximum(np.linalg.norm(Z, axis=-1, keepdims=True), 1e-12)
 
 
 def nearest_distances(views, reference, own_rows=None):
@@ -54,7 +51,7 @@ def nearest_distances(views, reference, own_rows=None):
     reference = torch.from_numpy(reference)
     columns = []
     for view in views:
-        cosines = torch.from_numpy(unit_rows(view)) @ reference.T
+        cosines = l2_normalize(torch.from_numpy(view)) @ reference.T
         if own_rows is not None:
             cosines[np.arange(len(view)), own_rows] = -np.inf
         columns.append(1.0 - cosines.amax(dim=1).numpy())
